@@ -1,0 +1,41 @@
+# The two commands a user needs: `make serve` and `make test`. Both install first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+HOST ?= 0.0.0.0
+PORT ?= 8000
+
+.PHONY: setup serve test lint unit bench clean
+
+setup: $(STAMP)
+
+# Idempotent: reruns only when a project file that lists dependencies changes.
+$(STAMP): pyproject.toml plugins/nemotron/pyproject.toml tests/plugin_pkg/pyproject.toml
+	@echo "==> system packages"
+	@command -v ffmpeg >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; }
+	@echo "==> python environment in $(VENV) (first run: ~7 min, SGLang and torch are large)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]' -e plugins/nemotron -e tests/plugin_pkg
+	@touch $(STAMP)
+
+serve: setup
+	$(PY) -m omni_sglang.launch --host $(HOST) --port $(PORT) $(ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check omni_sglang plugins tests bench
+	$(VENV)/bin/ruff format --check omni_sglang plugins tests bench
+	$(VENV)/bin/mypy
+
+unit: setup
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+test: lint unit
+
+bench: setup
+	$(PY) -m bench.engine_throughput --out bench/results/engine_throughput.json
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

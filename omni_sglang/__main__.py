@@ -1,0 +1,5 @@
+import sys
+
+from omni_sglang.launch import main
+
+sys.exit(main())

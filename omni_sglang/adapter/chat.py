@@ -1,0 +1,118 @@
+"""A validated chat request -> an ``EngineRequest`` in SGLang's schema.
+
+Fields whose meaning this server cannot honour are refused here with a message that
+says what is allowed; nothing that changes the answer is dropped silently.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from omni_sglang.adapter.chat_template import render_chat_prompt
+from omni_sglang.adapter.sampling import custom_processor, resolve_max_new_tokens, sampling_params
+from omni_sglang.engines.base import EngineRequest
+from omni_sglang.errors import InvalidRequestError, UnsupportedFieldError
+from omni_sglang.protocol.openai import ChatCompletionRequest
+from omni_sglang.state import ServerState
+
+
+@dataclass
+class PreparedChat:
+    request: EngineRequest
+    prompt: str
+    prompt_tokens: int
+
+
+def _refuse_unimplemented(req: ChatCompletionRequest, state: ServerState) -> None:
+    if req.logprobs:
+        raise UnsupportedFieldError("'logprobs' is not supported by this server", "logprobs")
+    if req.response_format is not None and req.response_format.type != "text":
+        raise UnsupportedFieldError(
+            f"response_format {req.response_format.type!r} is not supported yet; only 'text' is",
+            "response_format",
+        )
+    if req.reasoning_effort is not None:
+        raise UnsupportedFieldError(
+            "'reasoning_effort' is not supported by this model; use "
+            "chat_template_kwargs.enable_thinking or thinking_token_budget",
+            "reasoning_effort",
+        )
+    if req.tools and req.tool_choice not in (None, "none", "auto"):
+        raise UnsupportedFieldError(
+            "tool_choice 'required' or a named function needs constrained decoding, "
+            "which this server does not provide yet; use 'auto' or 'none'",
+            "tool_choice",
+        )
+    if req.tool_choice not in (None, "none") and not req.tools:
+        raise InvalidRequestError("'tool_choice' needs 'tools'", "tool_choice")
+    if req.tools and req.tool_choice != "none" and state.plugins.tools is None:
+        raise UnsupportedFieldError(
+            "this server has no tool-call parser configured (--tool-parser), so tool "
+            "calls could not be returned; send tool_choice 'none' or configure one",
+            "tools",
+        )
+    has_media = any(
+        isinstance(m.content, list) and any(p.type != "text" for p in m.content)
+        for m in req.messages
+    )
+    if has_media and state.plugins.modality is None:
+        raise UnsupportedFieldError(
+            "this server has no modality processor configured (--modality-processor), "
+            "so it accepts text parts only",
+            "messages",
+        )
+    budget = thinking_budget(req)
+    if budget is not None and budget != -1 and state.plugins.thinking_budget is None:
+        raise UnsupportedFieldError(
+            "this server has no thinking-budget processor configured "
+            "(--thinking-budget-processor); send no budget or -1",
+            "thinking_token_budget",
+        )
+
+
+def thinking_budget(req: ChatCompletionRequest) -> int | None:
+    """The budget from any of its three spellings; they must agree when several are set."""
+    kwargs = req.chat_template_kwargs or {}
+    candidates = {
+        "thinking_token_budget": req.thinking_token_budget,
+        "reasoning_budget": req.reasoning_budget,
+        "chat_template_kwargs.reasoning_budget": kwargs.get("reasoning_budget"),
+        "nvext.max_thinking_tokens": req.nvext.max_thinking_tokens if req.nvext else None,
+    }
+    given = {k: v for k, v in candidates.items() if v is not None}
+    for name, value in given.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < -1:
+            raise InvalidRequestError(
+                f"{name} must be an integer >= 0, or -1 for no limit; got {value!r}", name
+            )
+    if len(set(given.values())) > 1:
+        raise InvalidRequestError(
+            f"conflicting thinking budgets: {given}; set one of them", next(iter(given))
+        )
+    return next(iter(given.values()), None)
+
+
+def prepare_chat(req: ChatCompletionRequest, state: ServerState) -> PreparedChat:
+    state.check_model(req.model)
+    _refuse_unimplemented(req, state)
+    prompt = render_chat_prompt(state.tokenizer, req)
+    input_ids = state.tokenizer(prompt, add_special_tokens=False).input_ids
+    info = state.model_info
+    requested = req.max_completion_tokens or req.max_tokens
+    max_new = resolve_max_new_tokens(requested, len(input_ids), info.max_model_len)
+    params: dict[str, Any] = sampling_params(
+        req,
+        max_new_tokens=max_new,
+        max_n=state.config.max_n,
+        max_stops=state.config.max_stop_sequences,
+    )
+    engine_request = EngineRequest(
+        rid=f"chatcmpl-{uuid.uuid4().hex}",
+        input_ids=input_ids,
+        sampling_params=params,
+        custom_logit_processor=custom_processor(req, state.config.enable_custom_logit_processor),
+        stream=req.stream,
+    )
+    return PreparedChat(engine_request, prompt, len(input_ids))

@@ -1,0 +1,94 @@
+"""The FastAPI application: routers, auth, error mapping, and the engine's lifetime.
+
+The engine loads in the background after the socket opens, so ``/v1/health/live``
+answers at once and ``/v1/health/ready`` says 503 until the model can serve, as NIM's
+probes expect. A load failure is fatal: the callback given by the launcher stops the
+server with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, Request
+
+from omni_sglang import __version__
+from omni_sglang.api import routes_nim, routes_openai
+from omni_sglang.api.errors import install_error_handlers
+from omni_sglang.api.openapi import install_openapi
+from omni_sglang.engines.base import EngineRequest
+from omni_sglang.errors import AuthenticationError
+from omni_sglang.state import ServerState
+
+logger = logging.getLogger(__name__)
+
+
+def _require_api_key(request: Request) -> None:
+    state: ServerState = request.app.state.omni
+    expected = state.config.api_key
+    if not expected:
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    # compare_digest: the time taken must not reveal how much of the key matched.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise AuthenticationError("a valid API key is required: send 'Authorization: Bearer <key>'")
+
+
+async def _warm_up(state: ServerState) -> None:
+    started = time.monotonic()
+    request = EngineRequest(
+        rid="warmup", prompt="Hello", sampling_params={"max_new_tokens": 2, "temperature": 0}
+    )
+    async for _ in state.engine.generate(request):
+        pass
+    logger.info("warm-up done in %.2f s", time.monotonic() - started)
+
+
+async def start_engine(state: ServerState) -> None:
+    started = time.monotonic()
+    logger.info("loading the model on the %s engine ...", state.config.engine)
+    await state.engine.start()
+    logger.info("model loaded in %.1f s", time.monotonic() - started)
+    if state.config.warmup:
+        await _warm_up(state)
+    state.ready = True
+    logger.info("ready: serving %s", ", ".join(state.model_names))
+
+
+def create_app(
+    state: ServerState, on_fatal: Callable[[BaseException], None] | None = None
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async def load() -> None:
+            try:
+                await start_engine(state)
+            except Exception as exc:
+                logger.error("engine start-up failed: %s", exc)
+                if on_fatal is not None:
+                    on_fatal(exc)
+
+        loader = asyncio.create_task(load())
+        try:
+            yield
+        finally:
+            state.ready = False
+            state.draining = True
+            loader.cancel()
+            await state.engine.shutdown()
+
+    app = FastAPI(title="omni-sglang", version=__version__, lifespan=lifespan)
+    app.state.omni = state
+    install_error_handlers(app)
+    app.include_router(routes_nim.health_router)
+    secured = [Depends(_require_api_key)]
+    app.include_router(routes_nim.router, dependencies=secured)
+    app.include_router(routes_openai.router, dependencies=secured)
+    install_openapi(app)
+    return app

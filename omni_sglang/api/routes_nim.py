@@ -1,0 +1,97 @@
+"""NIM's service endpoints: models, health probes, version and metadata."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from omni_sglang import __version__
+from omni_sglang.api.io import json_response
+from omni_sglang.state import ServerState
+
+router = APIRouter()
+health_router = APIRouter()  # probes answer without an API key, as NIM's do
+
+
+def _state(request: Request) -> ServerState:
+    state: ServerState = request.app.state.omni
+    return state
+
+
+@health_router.get("/v1/health/live")
+async def live() -> Response:
+    return json_response({"object": "health.response", "message": "Service is live."})
+
+
+@health_router.get("/v1/health/ready")
+async def ready(request: Request) -> Response:
+    state = _state(request)
+    if state.ready and await state.engine.health():
+        return json_response({"object": "health.response", "message": "Service is ready."})
+    message = "Service is shutting down." if state.draining else "Service is not ready."
+    return json_response({"object": "health.response", "message": message}, status=503)
+
+
+@router.get("/v1/models")
+async def models(request: Request) -> Response:
+    state = _state(request)
+    max_len = state.model_info.max_model_len if state.ready else state.config.max_model_len
+    root = state.model_info.model_path if state.ready else state.config.model_path
+    data: list[dict[str, Any]] = [
+        {
+            "id": name,
+            "object": "model",
+            "created": int(state.started_at),
+            "owned_by": "system",
+            "root": root,
+            "parent": None,
+            "max_model_len": max_len,
+        }
+        for name in state.model_names
+    ]
+    return json_response({"object": "list", "data": data})
+
+
+@router.get("/server_info")
+async def server_info(request: Request) -> Response:
+    """SGLang's introspection endpoint: our config and the engine's live counters."""
+    state = _state(request)
+    config = state.config.model_dump(exclude={"api_key"})
+    return json_response(
+        {
+            **config,
+            "version": __version__,
+            "ready": state.ready,
+            "num_running_requests": state.engine.num_running_requests,
+        }
+    )
+
+
+@router.get("/v1/version")
+async def version() -> Response:
+    return json_response({"release": __version__, "api": "1.0.0"})
+
+
+@router.get("/v1/metadata")
+async def metadata(request: Request) -> Response:
+    state = _state(request)
+    return json_response(
+        {
+            "version": __version__,
+            "modelInfo": [
+                {
+                    "shortName": name,
+                    "modelUrl": state.config.model_path or "builtin:tiny-nemotron-h",
+                }
+                for name in state.model_names
+            ],
+            "engine": state.config.engine,
+            "plugins": {
+                kind: type(plugin).__name__
+                for kind, plugin in vars(state.plugins).items()
+                if plugin is not None
+            },
+        }
+    )

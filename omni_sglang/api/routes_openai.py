@@ -1,0 +1,92 @@
+"""``/v1/chat/completions`` and ``/v1/completions``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from omni_sglang.adapter.chat import prepare_chat
+from omni_sglang.adapter.completions import prepare_completion
+from omni_sglang.api.io import json_response, primed, read_json, sse_response, unless_disconnected
+from omni_sglang.api.openapi import body_schema
+from omni_sglang.errors import ServiceUnavailableError
+from omni_sglang.output.chat import ChatAssembler, chat_chunks, chat_response
+from omni_sglang.output.choice import ChoiceStream
+from omni_sglang.output.completions import (
+    CompletionAssembler,
+    completion_chunks,
+    completion_response,
+    merge,
+)
+from omni_sglang.protocol.openai import ChatCompletionRequest, CompletionRequest
+from omni_sglang.state import ServerState
+
+router = APIRouter()
+
+
+def server_state(request: Request) -> ServerState:
+    state: ServerState = request.app.state.omni
+    if not state.ready:
+        raise ServiceUnavailableError(
+            "the server is shutting down" if state.draining else "the model is still loading"
+        )
+    return state
+
+
+def _reasoning_fields(state: ServerState) -> tuple[str, ...]:
+    return tuple(state.config.reasoning_fields)
+
+
+@router.post("/v1/chat/completions", openapi_extra=body_schema(ChatCompletionRequest))
+async def chat_completions(request: Request) -> Response:
+    state = server_state(request)
+    req = await read_json(request, ChatCompletionRequest, state.config.max_request_bytes)
+    prepared = prepare_chat(req, state)
+    plugins = state.plugins
+
+    def make_stream() -> ChoiceStream:
+        reasoning = plugins.reasoning.create(prompt=prepared.prompt) if plugins.reasoning else None
+        tools = None
+        if plugins.tools is not None and req.tools and req.tool_choice != "none":
+            tools = plugins.tools.create([t.model_dump(exclude_none=True) for t in req.tools])
+        return ChoiceStream(reasoning, tools)
+
+    asm = ChatAssembler(
+        prepared.request.rid, req.model, req.n, make_stream, _reasoning_fields(state)
+    )
+    outputs = await primed(state.engine.generate(prepared.request))
+    if req.stream:
+        options = req.stream_options
+        return sse_response(
+            chat_chunks(
+                asm,
+                outputs,
+                include_usage=bool(options and options.include_usage),
+                continuous_usage=bool(options and options.continuous_usage_stats),
+            )
+        )
+    body = await unless_disconnected(request, chat_response(asm, outputs))
+    return json_response(body)
+
+
+@router.post("/v1/completions", openapi_extra=body_schema(CompletionRequest))
+async def completions(request: Request) -> Response:
+    state = server_state(request)
+    req = await read_json(request, CompletionRequest, state.config.max_request_bytes)
+    prepared = prepare_completion(req, state)
+    streams = []
+    try:
+        for engine_request in prepared.requests:
+            streams.append(await primed(state.engine.generate(engine_request)))
+    except BaseException:
+        for stream in streams:
+            await stream.aclose()  # type: ignore[attr-defined]
+        raise
+    asm = CompletionAssembler(
+        prepared.requests[0].rid.rsplit("-", 1)[0], req.model, req.n, prepared.prompt_texts
+    )
+    if req.stream:
+        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        return sse_response(completion_chunks(asm, merge(streams), include_usage))
+    body = await unless_disconnected(request, completion_response(asm, merge(streams)))
+    return json_response(body)

@@ -1,0 +1,178 @@
+"""One typed configuration object for the whole server.
+
+Sources, lowest precedence first: a TOML profile (``--config configs/x.toml``), the
+environment (``OMNI_SGLANG_<FIELD>``, plus the NIM names a NIM user already sets, such as
+``NIM_SERVED_MODEL_NAME``), then command-line flags. Pydantic validates the merged
+result, so a bad value fails at start-up with the field's name, whatever its source.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from omni_sglang.errors import ConfigError
+
+ENV_PREFIX = "OMNI_SGLANG_"
+ReasoningField = Literal["reasoning", "reasoning_content"]
+REASONING_FIELDS: tuple[ReasoningField, ...] = ("reasoning", "reasoning_content")
+DEFAULT_SERVED_NAMES = ["tiny-nemotron-h", "nvidia/nemotron-3-nano-omni-30b-a3b-reasoning"]
+
+#: Environment names NIM users already know, mapped to our fields.
+NIM_ENV_ALIASES: dict[str, str] = {
+    "NIM_SERVED_MODEL_NAME": "served_model_name",
+    "NIM_MODEL_NAME": "model_path",
+    "NIM_SERVER_PORT": "port",
+    "NIM_MAX_MODEL_LEN": "max_model_len",
+    "NIM_LOG_LEVEL": "log_level",
+    "NGC_API_KEY_SERVER": "api_key",
+}
+
+
+class ServerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # -- model and engine --
+    model_path: str | None = Field(
+        None, description="Model folder or hub id; unset serves the tiny built-in model"
+    )
+    served_model_name: list[str] = Field(
+        default_factory=list, description="Names clients may request; first is canonical"
+    )
+    engine: str | None = Field(
+        None, description="Engine plugin: 'sglang' (GPU), 'cpu', or a third party's"
+    )
+    max_model_len: int | None = Field(None, gt=0, description="Context length override")
+    sglang_args: list[str] = Field(
+        default_factory=list, description="Passed unchanged to SGLang's server args"
+    )
+    tiny_model_dir: str = Field(
+        default_factory=lambda: str(Path.home() / ".cache" / "omni_sglang"),
+        description="Where the tiny model is built on first use",
+    )
+    cpu_threads: int | None = Field(None, gt=0, description="torch threads of the CPU engine")
+    cpu_max_running_requests: int = Field(64, gt=0, description="CPU engine: sequences in flight")
+    warmup: bool = Field(True, description="Run one short generation before reporting ready")
+
+    # -- plugins (names in the entry-point registry; empty disables) --
+    reasoning_parser: str | None = None
+    tool_parser: str | None = None
+    modality_processor: str | None = None
+    thinking_budget_processor: str | None = None
+
+    reasoning_fields: list[ReasoningField] = Field(
+        default_factory=lambda: list(REASONING_FIELDS),
+        description="Response fields that carry the reasoning (NIM reads the first)",
+    )
+
+    # -- HTTP --
+    host: str = "0.0.0.0"
+    port: int = Field(8000, ge=0, le=65535)
+    api_key: str | None = None
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+
+    enable_custom_logit_processor: bool = Field(
+        False, description="Accept clients' serialized logits processors (runs their code)"
+    )
+
+    # -- request limits --
+    max_n: int = Field(16, gt=0, description="Largest 'n' a request may ask for")
+    max_request_bytes: int = Field(64 * 1024 * 1024, gt=0)
+    max_stop_sequences: int = Field(16, gt=0)
+
+    @field_validator("served_model_name", "sglang_args", "reasoning_fields", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            stripped = value.strip()
+            if stripped.startswith("["):
+                return json.loads(stripped)
+            return [part.strip() for part in stripped.split(",") if part.strip()]
+        return value
+
+    @field_validator(
+        "reasoning_parser",
+        "tool_parser",
+        "modality_processor",
+        "thinking_budget_processor",
+        mode="before",
+    )
+    @classmethod
+    def _empty_disables(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and value.strip().lower() in ("", "none") else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    # -- derived --
+    @property
+    def uses_tiny_model(self) -> bool:
+        return self.model_path is None
+
+    @property
+    def model_names(self) -> list[str]:
+        if self.served_model_name:
+            return list(self.served_model_name)
+        if self.model_path is None:
+            return list(DEFAULT_SERVED_NAMES)
+        return [self.model_path]
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path!r} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path!r} is not valid TOML: {exc}") from exc
+    # Sections are for the reader only: [server], [model], [limits] all flatten.
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(value)
+        else:
+            flat[key] = value
+    return flat
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for env_name, field in NIM_ENV_ALIASES.items():
+        if environ.get(env_name):
+            values[field] = environ[env_name]
+    for field in ServerConfig.model_fields:
+        env_name = ENV_PREFIX + field.upper()
+        if env_name in environ:
+            values[field] = environ[env_name]
+    return values
+
+
+def load_config(
+    cli: Mapping[str, Any] | None = None,
+    *,
+    config_file: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ServerConfig:
+    """Merge file < environment < CLI (``None`` in ``cli`` means "not given")."""
+    environ = os.environ if environ is None else environ
+    config_file = config_file or environ.get(ENV_PREFIX + "CONFIG")
+    merged: dict[str, Any] = _read_toml(config_file) if config_file else {}
+    merged.update(_from_env(environ))
+    merged.update({k: v for k, v in (cli or {}).items() if v is not None})
+    try:
+        return ServerConfig.model_validate(merged)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from exc

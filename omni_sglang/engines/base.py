@@ -1,0 +1,118 @@
+"""The contract between the serving layer and an engine backend.
+
+Requests use SGLang's own schema: the field names and meaning of
+``sglang.Engine.async_generate`` (``input_ids`` / ``prompt``, ``sampling_params`` with
+SGLang's keys, ``custom_logit_processor`` as the string ``CustomLogitProcessor.to_str()``
+makes, with its per-request ``custom_params`` inside ``sampling_params``, media fields,
+``rid``). The SGLang backend is then a thin pass-through and the CPU backend implements
+the same semantics. Outputs are typed deltas, one per decoded step and sample index.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class EngineRequest:
+    rid: str
+    sampling_params: dict[str, Any] = field(default_factory=dict)
+    input_ids: list[int] | None = None
+    prompt: str | None = None
+    custom_logit_processor: str | None = None
+    image_data: list[Any] | None = None
+    video_data: list[Any] | None = None
+    audio_data: list[Any] | None = None
+    return_logprob: bool = False
+    logprob_start_len: int = -1
+    top_logprobs_num: int = 0
+    return_text_in_logprobs: bool = False
+    stream: bool = True
+
+
+@dataclass
+class FinishReason:
+    """SGLang's ``meta_info.finish_reason``: type 'stop' | 'length' | 'abort'."""
+
+    type: str
+    matched: str | int | None = None
+    message: str | None = None
+
+    def to_sglang(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type}
+        if self.matched is not None:
+            out["matched"] = self.matched
+        if self.message is not None:
+            out["message"] = self.message
+        return out
+
+
+@dataclass
+class EngineOutput:
+    """What one step added to sample ``index`` of a request."""
+
+    index: int
+    text: str
+    token_ids: list[int]
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: FinishReason | None = None
+    cached_tokens: int = 0
+    #: SGLang's ``[logprob, token_id, text_or_None]`` entries, when asked for.
+    output_token_logprobs: list[list[Any]] | None = None
+    input_token_logprobs: list[list[Any]] | None = None
+    output_top_logprobs: list[list[list[Any]]] | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.finish_reason is not None
+
+
+@dataclass
+class ModelInfo:
+    model_path: str
+    max_model_len: int
+    vocab_size: int
+    is_generation: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Engine(ABC):
+    """An engine backend. ``start`` before use; ``shutdown`` at exit."""
+
+    #: The tokenizer requests are built with (a transformers tokenizer).
+    tokenizer: Any
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Load the model; returns when ``generate`` may be called."""
+
+    @abstractmethod
+    def generate(self, request: EngineRequest) -> AsyncIterator[EngineOutput]:
+        """Stream outputs. Closing the iterator early aborts the request."""
+
+    @abstractmethod
+    async def abort(self, rid: str) -> None:
+        """Stop a request and free its state; unknown ids are ignored."""
+
+    @abstractmethod
+    def model_info(self) -> ModelInfo: ...
+
+    @abstractmethod
+    async def health(self) -> bool:
+        """True when the engine can serve a request now."""
+
+    @abstractmethod
+    async def shutdown(self) -> None: ...
+
+    @property
+    def num_running_requests(self) -> int:
+        """Requests holding engine state now (admitted or queued); 0 if not tracked."""
+        return 0
+
+    async def flush_cache(self) -> bool:
+        """Drop any prefix cache; engines without one have nothing to flush."""
+        return True

@@ -1,0 +1,330 @@
+"""The CPU engine: Hugging Face causal LMs on the CPU with SGLang's request semantics.
+
+One worker thread owns the model. Each step it admits new requests (prefill), then
+advances every running sequence by one token, round-robin, so concurrent streams
+interleave. The event loop only validates, enqueues and relays outputs; torch runs in
+the worker, so HTTP stays responsive while the model computes. Each sequence keeps its
+own KV/state cache (``DynamicCache`` holds attention KV and Mamba states alike) and
+frees it the moment it finishes or is aborted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+from collections.abc import AsyncIterator
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from omni_sglang.engines.base import Engine, EngineOutput, EngineRequest, FinishReason, ModelInfo
+from omni_sglang.engines.cpu.batching import batched_decode
+from omni_sglang.engines.cpu.sampling import SamplingConfig
+from omni_sglang.engines.cpu.sequence import RequestState, Sequence
+from omni_sglang.errors import ContextLengthExceededError, EngineError, InvalidRequestError
+
+logger = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=64)
+def _load_logit_processor(serialized: str) -> Any:
+    # SGLang's own deserializer: the same string works in SGLang's scheduler.
+    from sglang.srt.sampling.custom_logit_processor import CustomLogitProcessor
+
+    return CustomLogitProcessor.from_str(serialized)
+
+
+class CpuEngine(Engine):
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        max_model_len: int | None = None,
+        threads: int | None = None,
+        max_running_requests: int = 64,
+        max_batch: int = 32,
+    ):
+        self._model_path = str(model_path)
+        self._max_model_len_override = max_model_len
+        self._threads = threads
+        self._max_running = max_running_requests
+        self._max_batch = max_batch
+        self._model: Any = None
+        self.tokenizer: Any = None
+        self._info: ModelInfo | None = None
+        self._eos_ids: set[int] = set()
+        self._inbox: collections.deque[RequestState] = collections.deque()
+        self._wakeup = threading.Condition()
+        self._running: list[Sequence] = []
+        self._requests: dict[str, RequestState] = {}
+        self._stopping = False
+        self._worker: threading.Thread | None = None
+        self._worker_error: BaseException | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._load)
+        self._worker = threading.Thread(target=self._run, name="cpu-engine", daemon=True)
+        self._worker.start()
+
+    def _load(self) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+        if self._threads:
+            torch.set_num_threads(self._threads)
+        self.tokenizer = AutoTokenizer.from_pretrained(self._model_path)
+        self._model = AutoModelForCausalLM.from_pretrained(
+            self._model_path, dtype=torch.float32
+        ).eval()
+        config = self._model.config
+        eos: set[int] = set()
+        for source in (config.eos_token_id, self.tokenizer.eos_token_id):
+            if isinstance(source, int):
+                eos.add(source)
+            elif isinstance(source, list):
+                eos.update(source)
+        try:
+            gen_eos = GenerationConfig.from_pretrained(self._model_path).eos_token_id
+            eos.update([gen_eos] if isinstance(gen_eos, int) else gen_eos or [])
+        except OSError:
+            pass  # no generation_config.json: the model config's EOS is enough
+        self._eos_ids = eos
+        max_len: int = (
+            self._max_model_len_override or getattr(config, "max_position_embeddings", None) or 4096
+        )
+        self._info = ModelInfo(
+            model_path=self._model_path,
+            max_model_len=int(max_len),
+            vocab_size=int(config.vocab_size),
+            extra={"architectures": list(getattr(config, "architectures", None) or [])},
+        )
+
+    async def shutdown(self) -> None:
+        self._stopping = True
+        with self._wakeup:
+            self._wakeup.notify_all()
+        if self._worker is not None:
+            await asyncio.to_thread(self._worker.join, 10)
+
+    def model_info(self) -> ModelInfo:
+        if self._info is None:
+            raise EngineError("the engine is not started")
+        return self._info
+
+    async def health(self) -> bool:
+        return (
+            self._info is not None
+            and self._worker is not None
+            and self._worker.is_alive()
+            and self._worker_error is None
+        )
+
+    @property
+    def num_running_requests(self) -> int:
+        return len(self._requests)
+
+    # -- requests ------------------------------------------------------------------------
+
+    async def generate(self, request: EngineRequest) -> AsyncIterator[EngineOutput]:
+        state = await self._prepare(request)
+        remaining = state.config.n
+        with self._wakeup:
+            self._requests[state.rid] = state
+            self._inbox.append(state)
+            self._wakeup.notify()
+        try:
+            while remaining:
+                item = await state.queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if item.finished:
+                    remaining -= 1
+                yield item
+        finally:
+            if remaining:  # the consumer went away (client disconnect) or failed
+                state.aborted.set()
+                with self._wakeup:
+                    self._wakeup.notify()
+
+    async def _prepare(self, request: EngineRequest) -> RequestState:
+        info = self.model_info()
+        if self._worker_error is not None or self._worker is None or not self._worker.is_alive():
+            raise EngineError("the CPU engine is not running")
+        config = SamplingConfig.from_sglang(request.sampling_params)
+        if request.image_data or request.video_data or request.audio_data:
+            raise InvalidRequestError("this CPU engine model takes text only")
+        if request.input_ids is not None:
+            prompt_ids = list(request.input_ids)
+        elif request.prompt is not None:
+            prompt_ids = self.tokenizer(request.prompt, add_special_tokens=False).input_ids
+        else:
+            raise InvalidRequestError("a request needs 'prompt' or 'input_ids'")
+        if not prompt_ids:
+            raise InvalidRequestError("the prompt is empty")
+        limit = len(self.tokenizer)
+        if any(not 0 <= t < limit for t in prompt_ids):
+            raise InvalidRequestError(f"input_ids must be token ids in [0, {limit})")
+        if len(prompt_ids) >= info.max_model_len:
+            raise ContextLengthExceededError(
+                f"the prompt has {len(prompt_ids)} tokens; this model's context is "
+                f"{info.max_model_len} tokens"
+            )
+        processor = None
+        if request.custom_logit_processor:
+            try:
+                processor = await asyncio.to_thread(
+                    _load_logit_processor, request.custom_logit_processor
+                )
+            except Exception as exc:
+                raise InvalidRequestError(
+                    f"custom_logit_processor could not be deserialized: {exc}"
+                ) from exc
+        return RequestState(
+            rid=request.rid,
+            config=config,
+            prompt_ids=prompt_ids,
+            loop=asyncio.get_running_loop(),
+            queue=asyncio.Queue(),
+            processor=processor,
+            return_logprob=request.return_logprob,
+        )
+
+    async def abort(self, rid: str) -> None:
+        state = self._requests.get(rid)
+        if state is not None:
+            state.aborted.set()
+            with self._wakeup:
+                self._wakeup.notify()
+
+    # -- the worker thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            torch.set_grad_enabled(False)
+            while not self._stopping:
+                self._admit()
+                if not self._running:
+                    with self._wakeup:
+                        if not self._inbox and not self._stopping:
+                            self._wakeup.wait(timeout=0.5)
+                    continue
+                self._step()
+        except BaseException as exc:  # the worker died: fail every waiting request
+            logger.exception("CPU engine worker crashed")
+            self._worker_error = exc
+            for state in list(self._requests.values()):
+                state.deliver(EngineError("the CPU engine stopped: " + repr(exc)))
+
+    def _admit(self) -> None:
+        with self._wakeup:
+            while self._inbox and len(self._running) < self._max_running:
+                state = self._inbox.popleft()
+                if state.aborted.is_set():
+                    self._requests.pop(state.rid, None)
+                    continue
+                info = self.model_info()
+                for index in range(state.config.n):
+                    self._running.append(
+                        Sequence(
+                            state,
+                            index,
+                            self.tokenizer,
+                            info.vocab_size,
+                            self._eos_ids,
+                            info.max_model_len,
+                        )
+                    )
+
+    def _step(self) -> None:
+        """Prefill newcomers one by one, then advance all others in batched decodes."""
+        decoding: list[Sequence] = []
+        for seq in list(self._running):
+            state = seq.request
+            if state.aborted.is_set():
+                self._finish(seq, FinishReason("abort", message="aborted"), deliver=True)
+            elif state.config.max_new_tokens == 0:
+                self._finish(seq, FinishReason("length"), deliver=True)
+            elif seq.cache is None:
+                self._guarded([seq], self._prefill)
+            else:
+                decoding.append(seq)
+        for start in range(0, len(decoding), self._max_batch):
+            self._guarded(decoding[start : start + self._max_batch], self._decode)
+
+    def _guarded(self, seqs: list[Sequence], work: Any) -> None:
+        """Run a forward for ``seqs``; a failure fails those requests, not the engine."""
+        try:
+            logits = work(seqs)
+        except Exception as exc:
+            logger.exception("forward failed for %s", [s.request.rid for s in seqs])
+            for seq in seqs:
+                seq.request.deliver(EngineError(f"generation failed: {type(exc).__name__}"))
+                seq.request.aborted.set()
+                self._finish(seq, None, deliver=False)
+            return
+        for row, seq in enumerate(seqs):
+            self._emit(seq, logits[row])
+
+    def _prefill(self, seqs: list[Sequence]) -> torch.Tensor:
+        from transformers import DynamicCache
+
+        (seq,) = seqs
+        seq.cache = DynamicCache(config=self._model.config)
+        ids = torch.tensor([seq.origin_input_ids], dtype=torch.long)
+        out = self._model(input_ids=ids, past_key_values=seq.cache, use_cache=True)
+        return out.logits[:, -1].float()
+
+    def _decode(self, seqs: list[Sequence]) -> torch.Tensor:
+        return batched_decode(
+            self._model,
+            [s.cache for s in seqs],
+            [s.output_ids[-1] for s in seqs],
+            [len(s.origin_input_ids) + len(s.output_ids) - 1 for s in seqs],
+        )
+
+    def _emit(self, seq: Sequence, logits: torch.Tensor) -> None:
+        state = seq.request
+        try:
+            token, logprobs = self._sample(seq, logits)
+            out = seq.accept(token, logprobs)
+        except Exception as exc:  # e.g. a client's logits processor raising
+            logger.exception("sampling failed for %s", state.rid)
+            state.deliver(EngineError(f"sampling failed: {type(exc).__name__}"))
+            state.aborted.set()
+            self._finish(seq, None, deliver=False)
+            return
+        if out.finished:  # free first, so a client that sees the end sees the state gone
+            self._finish(seq, None, deliver=False)
+        state.deliver(out)
+
+    def _sample(self, seq: Sequence, logits: torch.Tensor) -> tuple[int, list[list[Any]] | None]:
+        logits = logits.clone()
+        # Rows past the tokenizer are padding of the embedding matrix, not tokens.
+        logits[len(self.tokenizer) :] = float("-inf")
+        seq.sampler.bias_logits(logits, len(seq.output_ids), seq.stop_ids)
+        processor = seq.request.processor
+        if processor is not None:
+            logits = processor(logits.unsqueeze(0), [seq.custom_params])[0]
+        token = seq.sampler.draw(logits)
+        logprobs = None
+        if seq.request.return_logprob:
+            value = float(torch.log_softmax(logits, dim=-1)[token])
+            logprobs = [[value, token, None]]
+        return token, logprobs
+
+    def _finish(self, seq: Sequence, reason: FinishReason | None, *, deliver: bool) -> None:
+        seq.cache = None  # free the KV/state memory now, not at garbage collection
+        if seq in self._running:
+            self._running.remove(seq)
+        state = seq.request
+        if not any(s.request is state for s in self._running):
+            with self._wakeup:
+                self._requests.pop(state.rid, None)
+        if deliver and reason is not None and not seq.finished:
+            seq.finished = True
+            state.deliver(seq.output("", [], reason))

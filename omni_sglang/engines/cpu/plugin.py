@@ -1,0 +1,27 @@
+"""Entry point of the ``cpu`` engine (declared in pyproject.toml like any plugin)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from omni_sglang.plugin_api import EnginePlugin
+
+if TYPE_CHECKING:
+    from omni_sglang.config import ServerConfig
+    from omni_sglang.engines.base import Engine
+
+
+class CpuEnginePlugin(EnginePlugin):
+    description = "Hugging Face transformers models on the CPU, SGLang request semantics"
+
+    def build(self, config: ServerConfig) -> Engine:
+        from omni_sglang.engines.cpu.engine import CpuEngine
+        from omni_sglang.tiny.model import ensure_tiny_model
+
+        model_path = config.model_path or str(ensure_tiny_model(config.tiny_model_dir))
+        return CpuEngine(
+            model_path,
+            max_model_len=config.max_model_len,
+            threads=config.cpu_threads,
+            max_running_requests=config.cpu_max_running_requests,
+        )

@@ -1,0 +1,73 @@
+"""What every route needs: the config, the engine, and the plugins picked for this server."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from omni_sglang.config import ServerConfig
+from omni_sglang.engines.base import Engine, ModelInfo
+from omni_sglang.errors import ModelNotFoundError
+from omni_sglang.plugin_api import (
+    LogitProcessorPlugin,
+    ModalityProcessorPlugin,
+    ReasoningParserPlugin,
+    ToolParserPlugin,
+)
+from omni_sglang.plugins import PluginRegistry
+
+
+@dataclass
+class ServerPlugins:
+    reasoning: ReasoningParserPlugin | None = None
+    tools: ToolParserPlugin | None = None
+    thinking_budget: LogitProcessorPlugin | None = None
+    modality: ModalityProcessorPlugin | None = None
+
+    @classmethod
+    def from_config(cls, config: ServerConfig, registry: PluginRegistry) -> ServerPlugins:
+        """Resolve the configured names now, so a typo fails at start-up, not per request."""
+
+        def pick(kind: str, name: str | None) -> Any:
+            return registry.get(kind, name) if name else None
+
+        return cls(
+            reasoning=pick("reasoning_parsers", config.reasoning_parser),
+            tools=pick("tool_parsers", config.tool_parser),
+            thinking_budget=pick("logit_processors", config.thinking_budget_processor),
+            modality=pick("modality_processors", config.modality_processor),
+        )
+
+
+@dataclass
+class ServerState:
+    config: ServerConfig
+    engine: Engine
+    plugins: ServerPlugins
+    ready: bool = False
+    draining: bool = False
+    started_at: float = field(default_factory=time.time)
+    #: Lazily serialized SGLang logits processors, by plugin (``to_str()`` imports SGLang).
+    processor_strings: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.engine.tokenizer
+
+    @property
+    def model_info(self) -> ModelInfo:
+        return self.engine.model_info()
+
+    @property
+    def model_names(self) -> list[str]:
+        return self.config.model_names
+
+    def check_model(self, name: str) -> str:
+        if name not in self.model_names:
+            raise ModelNotFoundError(
+                f"The model {name!r} does not exist here; served models: "
+                f"{', '.join(self.model_names)}",
+                param="model",
+            )
+        return name

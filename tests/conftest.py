@@ -1,0 +1,116 @@
+"""Shared fixtures: the tiny model, and real servers started once per test session."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from omni_sglang.tiny.model import ensure_tiny_model
+
+ROOT = Path(__file__).resolve().parent.parent
+#: One model cache for the whole run (the build itself is tested in test_tiny_model).
+CACHE = Path(os.environ.get("OMNI_SGLANG_TEST_CACHE", ROOT / ".cache" / "test-models"))
+TINY = "tiny-nemotron-h"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """``python -m omni_sglang.launch`` in a subprocess, as a user starts it."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None, log: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log
+        self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
+        full_env = {**os.environ, "OMNI_SGLANG_TINY_MODEL_DIR": str(CACHE), **(env or {})}
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "omni_sglang.launch",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                *args,
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+        )
+
+    def wait_ready(self, timeout: float = 180) -> Server:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/v1/health/ready", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise TimeoutError(f"server not ready in {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path() -> Path:
+    return ensure_tiny_model(CACHE)
+
+
+@pytest.fixture(scope="session")
+def server_factory(tmp_path_factory: pytest.TempPathFactory, tiny_model_path: Path) -> Iterator:
+    started: list[Server] = []
+    logs = tmp_path_factory.mktemp("server-logs")
+
+    def start(*args: str, env: dict[str, str] | None = None, ready: bool = True) -> Server:
+        server = Server(*args, env=env, log=logs / f"server-{len(started)}.log")
+        started.append(server)
+        return server.wait_ready() if ready else server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_server(server_factory) -> Server:  # type: ignore[no-untyped-def]
+    """The default server (tiny model, CPU engine) with client logits processors enabled,
+    so tests can force known outputs through the real serving path."""
+    return server_factory("--enable-custom-logit-processor")
+
+
+@pytest.fixture(scope="session")
+def force_tokens_processor() -> str:
+    """The serialized test-only ``ForceTokens`` processor (imports SGLang: once)."""
+    from omni_sglang.plugins import registry
+
+    plugin = registry.get("logit_processors", "force_tokens")
+    return str(plugin.processor_class().to_str())  # type: ignore[attr-defined]

@@ -1,0 +1,71 @@
+"""Configuration: file < environment < flags, validated with field names in errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from omni_sglang.config import DEFAULT_SERVED_NAMES, load_config
+from omni_sglang.errors import ConfigError
+from omni_sglang.launch import config_from_cli, parse_cli
+
+
+def test_precedence_file_env_cli(tmp_path: Path) -> None:
+    profile = tmp_path / "p.toml"
+    profile.write_text('[server]\nport = 7000\nlog_level = "debug"\n[model]\nmax_model_len = 100\n')
+    env = {"OMNI_SGLANG_PORT": "7100", "OMNI_SGLANG_MAX_MODEL_LEN": "200"}
+    config = load_config({"port": 7200}, config_file=str(profile), environ=env)
+    assert config.port == 7200  # flag beats env
+    assert config.max_model_len == 200  # env beats file
+    assert config.log_level == "debug"  # file beats default
+
+
+def test_nim_environment_names(tmp_path: Path) -> None:
+    env = {"NIM_SERVED_MODEL_NAME": "a,b", "NIM_SERVER_PORT": "9000"}
+    config = load_config({}, environ=env)
+    assert config.model_names == ["a", "b"]
+    assert config.port == 9000
+
+
+def test_tiny_model_default_names() -> None:
+    config = load_config({}, environ={})
+    assert config.uses_tiny_model
+    assert config.model_names == DEFAULT_SERVED_NAMES
+
+
+def test_bad_value_names_the_field() -> None:
+    with pytest.raises(ConfigError, match="port"):
+        load_config({}, environ={"OMNI_SGLANG_PORT": "eighty"})
+    with pytest.raises(ConfigError, match="no_such_option"):
+        load_config({"no_such_option": 1}, environ={})
+
+
+def test_missing_or_broken_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config({}, config_file=str(tmp_path / "none.toml"), environ={})
+    broken = tmp_path / "broken.toml"
+    broken.write_text("port = = 1")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config({}, config_file=str(broken), environ={})
+
+
+def test_cli_flags_aliases_and_passthrough() -> None:
+    args, rest = parse_cli(
+        [
+            "--served-model-name",
+            "x",
+            "--served-model-name",
+            "y",
+            "--reasoning-parser",
+            "",
+            "--",
+            "--tp-size",
+            "2",
+        ]
+    )
+    config = config_from_cli(args, rest)
+    assert config.model_names == ["x", "y"]
+    assert config.sglang_args == ["--tp-size", "2"]
+    assert config.reasoning_parser is None  # '' disables a plugin
+    assert config.engine == "cpu"  # no model path: the tiny model on the CPU engine
