@@ -61,10 +61,21 @@ class ServerConfig(BaseModel):
     warmup: bool = Field(True, description="Run one short generation before reporting ready")
 
     # -- plugins (names in the entry-point registry; empty disables) --
-    reasoning_parser: str | None = None
+    reasoning_parser: str | None = "nemotron_v3"
     tool_parser: str | None = None
     modality_processor: str | None = None
-    thinking_budget_processor: str | None = None
+    thinking_budget_processor: str | None = "nemotron_thinking_budget"
+
+    # -- reasoning --
+    thinking_grace_tokens: int = Field(
+        1024, ge=0, description="Tokens past the budget to finish a line (0: hard stop)"
+    )
+    reasoning_answer_reserve: int = Field(
+        0, ge=0, description="Reserve this many of max_tokens for the answer (0: off, as NIM)"
+    )
+    model_sampling_defaults: bool = Field(
+        True, description="Fill unset sampling fields with the model card's per-mode values"
+    )
 
     reasoning_fields: list[ReasoningField] = Field(
         default_factory=lambda: list(REASONING_FIELDS),

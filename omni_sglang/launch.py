@@ -45,6 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--thinking-budget-processor", help="thinking-budget logits-processor plugin name"
     )
     p.add_argument(
+        "--thinking-grace-tokens", type=int, help="tokens past the budget to finish a line"
+    )
+    p.add_argument(
+        "--reasoning-answer-reserve",
+        type=int,
+        help="reserve this many of max_tokens for the answer (default 0: off)",
+    )
+    p.add_argument(
         "--enable-custom-logit-processor",
         action="store_const",
         const=True,
@@ -83,6 +91,8 @@ def config_from_cli(args: argparse.Namespace, passthrough: list[str]) -> ServerC
             "thinking_budget_processor",
             "enable_custom_logit_processor",
             "warmup",
+            "thinking_grace_tokens",
+            "reasoning_answer_reserve",
         )
     }
     if passthrough:

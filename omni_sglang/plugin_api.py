@@ -79,6 +79,11 @@ class ReasoningParserPlugin(Plugin):
         """A parser for one request. ``prompt`` is the rendered prompt: whether the
         template opened a reasoning block is the model's business, read from it here."""
 
+    def sampling_defaults(self, prompt: str) -> dict[str, Any]:
+        """SGLang sampling params the model's card recommends for this prompt's mode;
+        used for the fields a request leaves unset."""
+        return {}
+
 
 # --- tool parsers ---------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from omni_sglang.config import ServerConfig
 from omni_sglang.engines.base import Engine, ModelInfo
-from omni_sglang.errors import ModelNotFoundError
+from omni_sglang.errors import EngineError, ModelNotFoundError
 from omni_sglang.plugin_api import (
     LogitProcessorPlugin,
     ModalityProcessorPlugin,
@@ -48,8 +48,9 @@ class ServerState:
     ready: bool = False
     draining: bool = False
     started_at: float = field(default_factory=time.time)
-    #: Lazily serialized SGLang logits processors, by plugin (``to_str()`` imports SGLang).
-    processor_strings: dict[str, str] = field(default_factory=dict)
+    #: The budget plugin's processor as SGLang serializes it (``to_str()``); made at
+    #: start-up because it imports SGLang (seconds), never on a request's path.
+    budget_processor: str | None = None
 
     @property
     def tokenizer(self) -> Any:
@@ -62,6 +63,17 @@ class ServerState:
     @property
     def model_names(self) -> list[str]:
         return self.config.model_names
+
+    def prepare_plugins(self) -> None:
+        """Start-up work for the plugins (called off the event loop)."""
+        if self.plugins.thinking_budget is not None:
+            cls: Any = self.plugins.thinking_budget.processor_class()
+            self.budget_processor = str(cls.to_str())
+
+    def budget_processor_string(self) -> str:
+        if self.budget_processor is None:
+            raise EngineError("the thinking-budget processor is not prepared")
+        return self.budget_processor
 
     def check_model(self, name: str) -> str:
         if name not in self.model_names:

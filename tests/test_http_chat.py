@@ -84,6 +84,7 @@ def test_forced_output_same_streamed_and_whole(
         tok(text, add_special_tokens=False).input_ids,
         eos=tok.convert_tokens_to_ids("<|im_end|>"),
     )
+    extra["chat_template_kwargs"] = {"enable_thinking": False}  # all of it is the answer
     msgs = [{"role": "user", "content": "Capital of France?"}]
     whole = client.chat.completions.create(model=TINY, messages=msgs, extra_body=extra)  # type: ignore[arg-type]
     assert whole.choices[0].message.content == text
@@ -106,7 +107,7 @@ def test_stop_sequence_and_seed_through_http(client: OpenAI) -> None:
         max_tokens=30,
         temperature=1.0,
         seed=11,
-        extra_body={"ignore_eos": True},
+        extra_body={"ignore_eos": True, "chat_template_kwargs": {"enable_thinking": False}},
     )
     a = client.chat.completions.create(**kwargs).choices[0].message.content
     b = client.chat.completions.create(**kwargs).choices[0].message.content

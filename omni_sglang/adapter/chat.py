@@ -94,6 +94,48 @@ def thinking_budget(req: ChatCompletionRequest) -> int | None:
     return next(iter(given.values()), None)
 
 
+def _attach_thinking_budget(
+    req: ChatCompletionRequest,
+    state: ServerState,
+    prompt: str,
+    max_new: int,
+    request: EngineRequest,
+) -> None:
+    """Cap the reasoning with the budget plugin's logits processor when asked to.
+
+    ``reasoning_answer_reserve`` (off by default, as in NIM) also caps it so that
+    ``max_tokens`` keeps room for an answer even when no budget was sent.
+    """
+    plugin = state.plugins.thinking_budget
+    budget = thinking_budget(req)
+    budget = None if budget == -1 else budget
+    grace = state.config.thinking_grace_tokens
+    reserve = state.config.reasoning_answer_reserve
+    if reserve and max_new > reserve:
+        room = max_new - reserve
+        budget = room if budget is None else min(budget, room)
+        grace = min(grace, room - budget)
+    if plugin is None or budget is None:
+        return
+    params = plugin.custom_params(
+        {"thinking_token_budget": budget, "grace_tokens": grace, "prompt": prompt},
+        state.tokenizer,
+    )
+    if params is None:  # the prompt opened no reasoning: nothing to cap
+        return
+    if request.custom_logit_processor is not None:
+        raise InvalidRequestError(
+            "a thinking budget and a custom_logit_processor cannot be combined in one "
+            "request (SGLang runs one processor per request)",
+            "custom_logit_processor",
+        )
+    request.custom_logit_processor = state.budget_processor_string()
+    request.sampling_params["custom_params"] = {
+        **request.sampling_params.get("custom_params", {}),
+        **params,
+    }
+
+
 def prepare_chat(req: ChatCompletionRequest, state: ServerState) -> PreparedChat:
     state.check_model(req.model)
     _refuse_unimplemented(req, state)
@@ -102,11 +144,15 @@ def prepare_chat(req: ChatCompletionRequest, state: ServerState) -> PreparedChat
     info = state.model_info
     requested = req.max_completion_tokens or req.max_tokens
     max_new = resolve_max_new_tokens(requested, len(input_ids), info.max_model_len)
+    defaults = {}
+    if state.config.model_sampling_defaults and state.plugins.reasoning is not None:
+        defaults = state.plugins.reasoning.sampling_defaults(prompt)
     params: dict[str, Any] = sampling_params(
         req,
         max_new_tokens=max_new,
         max_n=state.config.max_n,
         max_stops=state.config.max_stop_sequences,
+        defaults=defaults,
     )
     engine_request = EngineRequest(
         rid=f"chatcmpl-{uuid.uuid4().hex}",
@@ -115,4 +161,5 @@ def prepare_chat(req: ChatCompletionRequest, state: ServerState) -> PreparedChat
         custom_logit_processor=custom_processor(req, state.config.enable_custom_logit_processor),
         stream=req.stream,
     )
+    _attach_thinking_budget(req, state, prompt, max_new, engine_request)
     return PreparedChat(engine_request, prompt, len(input_ids))

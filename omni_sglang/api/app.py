@@ -55,6 +55,9 @@ async def start_engine(state: ServerState) -> None:
     logger.info("loading the model on the %s engine ...", state.config.engine)
     await state.engine.start()
     logger.info("model loaded in %.1f s", time.monotonic() - started)
+    started = time.monotonic()
+    await asyncio.to_thread(state.prepare_plugins)
+    logger.info("plugins prepared in %.1f s", time.monotonic() - started)
     if state.config.warmup:
         await _warm_up(state)
     state.ready = True

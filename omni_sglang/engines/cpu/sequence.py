@@ -57,16 +57,14 @@ class Sequence:
         self._stop_ids = set(cfg.stop_token_ids) | (set() if cfg.ignore_eos else eos_ids)
         self._max_len = max_model_len
         self.finished = False
+        # One dict for the sequence's lifetime, as SGLang keeps ``custom_params`` per
+        # request: processors may keep their per-request state in it.
+        self.custom_params: dict[str, Any] = dict(cfg.custom_params or {})
+        self.custom_params["__req__"] = self
 
     @property
     def stop_ids(self) -> set[int]:
         return self._stop_ids
-
-    @property
-    def custom_params(self) -> dict[str, Any]:
-        params = dict(self.request.config.custom_params or {})
-        params["__req__"] = self
-        return params
 
     def accept(self, token_id: int, logprobs: list[list[Any]] | None = None) -> EngineOutput:
         """Record a drawn token; return what this step adds to the stream."""

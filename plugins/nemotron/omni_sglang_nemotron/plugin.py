@@ -1,0 +1,71 @@
+"""Entry-point objects of the Nemotron plugins (cheap to import: no SGLang, no torch)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from omni_sglang.plugin_api import LogitProcessorPlugin, ReasoningParser, ReasoningParserPlugin
+from omni_sglang_nemotron.reasoning import (
+    THINK_END,
+    NemotronV3ReasoningParser,
+    prompt_opens_thinking,
+)
+
+#: Model card: reasoning on -> temperature 0.6, top_p 0.95; off -> temperature 0.2, top_k 1.
+SAMPLING_THINKING = {"temperature": 0.6, "top_p": 0.95}
+SAMPLING_NO_THINKING = {"temperature": 0.2, "top_k": 1}
+END_OF_THINKING = ".\n\n" + THINK_END
+TOOL_CALL_START = "<tool_call>"
+
+
+class NemotronV3ReasoningPlugin(ReasoningParserPlugin):
+    description = "Nemotron 3: <think> reasoning </think> answer"
+
+    def create(self, *, prompt: str) -> ReasoningParser:
+        return NemotronV3ReasoningParser(thinking=prompt_opens_thinking(prompt))
+
+    def sampling_defaults(self, prompt: str) -> dict[str, Any]:
+        return dict(SAMPLING_THINKING if prompt_opens_thinking(prompt) else SAMPLING_NO_THINKING)
+
+
+class NemotronThinkingBudgetPlugin(LogitProcessorPlugin):
+    description = "Nemotron 3 thinking budget (NVIDIA's rule: finish the line, then close)"
+
+    def __init__(self) -> None:
+        self._vocab_cache: dict[int, dict[str, list[int]]] = {}
+
+    def processor_class(self) -> type:
+        from omni_sglang_nemotron.thinking_budget import NemotronThinkingBudget
+
+        return NemotronThinkingBudget
+
+    def _token_ids(self, tokenizer: Any) -> dict[str, list[int]]:
+        """Ids read from the served tokenizer, never hard-coded; once per tokenizer."""
+        key = id(tokenizer)
+        if key not in self._vocab_cache:
+
+            def single(text: str) -> int:
+                ids = tokenizer(text, add_special_tokens=False).input_ids
+                if len(ids) != 1:
+                    raise ValueError(f"{text!r} is not one token in this tokenizer")
+                return int(ids[0])
+
+            vocab = len(tokenizer)
+            texts = tokenizer.batch_decode([[i] for i in range(vocab)])
+            self._vocab_cache[key] = {
+                "close_ids": [single(THINK_END), single(TOOL_CALL_START)],
+                "end_ids": list(tokenizer(END_OF_THINKING, add_special_tokens=False).input_ids),
+                "newline_ids": [i for i, t in enumerate(texts) if "\n" in t],
+            }
+        return self._vocab_cache[key]
+
+    def custom_params(self, request: Mapping[str, Any], tokenizer: Any) -> dict[str, Any] | None:
+        budget = request.get("thinking_token_budget")
+        if budget is None or budget < 0 or not prompt_opens_thinking(request.get("prompt", "")):
+            return None  # no budget, or no reasoning to cap
+        return {
+            "thinking_budget": int(budget),
+            "grace": int(request.get("grace_tokens", 0)),
+            **self._token_ids(tokenizer),
+        }

@@ -1,0 +1,86 @@
+"""The thinking-budget logits processor, an SGLang ``CustomLogitProcessor``.
+
+The same class runs in SGLang's scheduler (GPU) and in the CPU engine. It follows
+NVIDIA's processor for this model family: it counts generated tokens only; once the
+reasoning reaches the budget it lets the model finish its line (a token containing a
+newline) within a grace window, then forces the end sequence (``.\\n\\n</think>`` by
+default) token by token, skipping what the output already ends with, and leaves the
+answer free. It stops intervening as soon as the model closes the reasoning itself,
+and treats ``<tool_call>`` as such a close (forcing ``</think>`` inside a call would
+break it). Budget 0: ``</think>`` is forced at once.
+
+Per-request state lives in the request's ``custom_params`` dict, which SGLang keeps for
+the request's lifetime; each step scans only the newest output token, so the cost per
+step does not grow with the prompt (SGLang's ``ThinkingBudgetLogitProcessor`` rebuilds
+prompt + output every step) and all forced rows are written with one tensor operation.
+
+This module imports SGLang; the plugin imports it only when the class is needed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from sglang.srt.sampling.custom_logit_processor import CustomLogitProcessor
+
+_STATE = "_omni_budget_state"
+
+
+def _longest_overlap(output: list[int], sequence: list[int]) -> int:
+    """How much of ``sequence``'s start the output already ends with."""
+    for k in range(min(len(sequence), len(output)), 0, -1):
+        if output[-k:] == sequence[:k]:
+            return k
+    return 0
+
+
+class NemotronThinkingBudget(CustomLogitProcessor):
+    def __call__(self, logits: torch.Tensor, custom_param_list: Any = None) -> torch.Tensor:
+        rows: list[int] = []
+        tokens: list[int] = []
+        for row, params in enumerate(custom_param_list or []):
+            forced = self._forced_token(params) if params else None
+            if forced is not None:
+                rows.append(row)
+                tokens.append(forced)
+        if rows:
+            index = torch.tensor(rows, device=logits.device)
+            logits[index] = float("-inf")
+            logits[index, torch.tensor(tokens, device=logits.device)] = 0.0
+        return logits
+
+    @staticmethod
+    def _forced_token(params: dict[str, Any]) -> int | None:
+        budget = params.get("thinking_budget")
+        if not isinstance(budget, int) or budget < 0:
+            return None
+        state = params.get(_STATE)
+        if state is None:
+            state = params[_STATE] = {
+                "scanned": 0,
+                "closed": False,
+                "force_at": None,
+                "enders": frozenset(params["close_ids"]),
+                "newlines": frozenset(params["newline_ids"]),
+            }
+        if state["closed"]:
+            return None
+        output: list[int] = params["__req__"].output_ids
+        for token in output[state["scanned"] :]:  # only tokens new since the last step
+            if token in state["enders"]:
+                state["closed"] = True
+                return None
+        state["scanned"] = len(output)
+        generated = len(output)
+        end: list[int] = params["end_ids"] if budget > 0 else params["close_ids"][:1]
+        if state["force_at"] is None:
+            if generated < budget:
+                return None
+            grace = int(params.get("grace", 0))
+            line_done = budget == 0 or (output and output[-1] in state["newlines"])
+            if not line_done and generated < budget + grace:
+                return None
+            state["force_at"] = generated - _longest_overlap(output, end)
+        position = generated - state["force_at"]
+        return end[position] if position < len(end) else None
