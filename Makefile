@@ -36,6 +36,7 @@ test: lint unit
 
 bench: setup
 	$(PY) -m bench.engine_throughput --out bench/results/engine_throughput.json
+	$(PY) -m bench.reasoning --out bench/results/reasoning.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

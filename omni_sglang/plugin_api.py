@@ -149,7 +149,10 @@ class LogitProcessorPlugin(Plugin):
 
     @abstractmethod
     def custom_params(self, request: Mapping[str, Any], tokenizer: Any) -> dict[str, Any] | None:
-        """Parameters for this request, or None when the processor must not run."""
+        """Parameters for this request, or None when the processor must not run.
+
+        ``request`` holds ``prompt`` (rendered), ``thinking_token_budget`` (None: no
+        cap), ``grace_tokens``, ``answer_reserve`` and ``max_new_tokens``."""
 
 
 # --- modality processors ---------------------------------------------------------------------

@@ -103,22 +103,23 @@ def _attach_thinking_budget(
 ) -> None:
     """Cap the reasoning with the budget plugin's logits processor when asked to.
 
-    ``reasoning_answer_reserve`` (off by default, as in NIM) also caps it so that
-    ``max_tokens`` keeps room for an answer even when no budget was sent.
+    ``reasoning_answer_reserve`` (off by default, as in NIM) asks the plugin to also cap
+    it so that ``max_tokens`` keeps that many tokens for the answer, budget or not.
     """
     plugin = state.plugins.thinking_budget
     budget = thinking_budget(req)
     budget = None if budget == -1 else budget
-    grace = state.config.thinking_grace_tokens
     reserve = state.config.reasoning_answer_reserve
-    if reserve and max_new > reserve:
-        room = max_new - reserve
-        budget = room if budget is None else min(budget, room)
-        grace = min(grace, room - budget)
-    if plugin is None or budget is None:
+    if plugin is None or (budget is None and not reserve):
         return
     params = plugin.custom_params(
-        {"thinking_token_budget": budget, "grace_tokens": grace, "prompt": prompt},
+        {
+            "thinking_token_budget": budget,
+            "grace_tokens": state.config.thinking_grace_tokens,
+            "answer_reserve": reserve,
+            "max_new_tokens": max_new,
+            "prompt": prompt,
+        },
         state.tokenizer,
     )
     if params is None:  # the prompt opened no reasoning: nothing to cap

@@ -61,11 +61,20 @@ class NemotronThinkingBudgetPlugin(LogitProcessorPlugin):
         return self._vocab_cache[key]
 
     def custom_params(self, request: Mapping[str, Any], tokenizer: Any) -> dict[str, Any] | None:
+        """Keys read: thinking_token_budget (None: no cap), grace_tokens, prompt, and
+        answer_reserve + max_new_tokens (cap the reasoning so the answer keeps room)."""
+        if not prompt_opens_thinking(request.get("prompt", "")):
+            return None  # no reasoning to cap
         budget = request.get("thinking_token_budget")
-        if budget is None or budget < 0 or not prompt_opens_thinking(request.get("prompt", "")):
-            return None  # no budget, or no reasoning to cap
-        return {
-            "thinking_budget": int(budget),
-            "grace": int(request.get("grace_tokens", 0)),
-            **self._token_ids(tokenizer),
-        }
+        budget = None if budget is None or budget < 0 else int(budget)
+        grace = int(request.get("grace_tokens", 0))
+        ids = self._token_ids(tokenizer)
+        reserve, max_new = request.get("answer_reserve", 0), request.get("max_new_tokens")
+        if reserve and max_new and max_new > reserve:
+            # The forced closing sequence is reasoning too: it must fit before the reserve.
+            room = max(0, max_new - reserve - len(ids["end_ids"]))
+            budget = room if budget is None else min(budget, room)
+            grace = min(grace, room - budget)
+        if budget is None:
+            return None
+        return {"thinking_budget": budget, "grace": grace, **ids}
