@@ -25,8 +25,8 @@ serve: setup
 	$(PY) -m omni_sglang.launch --host $(HOST) --port $(PORT) $(ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check omni_sglang plugins tests bench
-	$(VENV)/bin/ruff format --check omni_sglang plugins tests bench
+	$(VENV)/bin/ruff check omni_sglang plugins tests bench examples
+	$(VENV)/bin/ruff format --check omni_sglang plugins tests bench examples
 	$(VENV)/bin/mypy
 
 unit: setup

@@ -30,6 +30,7 @@ NIM_ENV_ALIASES: dict[str, str] = {
     "NIM_MODEL_NAME": "model_path",
     "NIM_SERVER_PORT": "port",
     "NIM_MAX_MODEL_LEN": "max_model_len",
+    "NIM_VIDEO_PRUNING_RATE": "video_pruning_rate",
     "NIM_LOG_LEVEL": "log_level",
     "NGC_API_KEY_SERVER": "api_key",
 }
@@ -52,6 +53,9 @@ class ServerConfig(BaseModel):
     sglang_args: list[str] = Field(
         default_factory=list, description="Passed unchanged to SGLang's server args"
     )
+    video_pruning_rate: float = Field(
+        0.5, ge=0, lt=1, description="EVS: share of video tokens pruned (0 keeps all), as NIM"
+    )
     tiny_model_dir: str = Field(
         default_factory=lambda: str(Path.home() / ".cache" / "omni_sglang"),
         description="Where the tiny model is built on first use",
@@ -62,7 +66,7 @@ class ServerConfig(BaseModel):
 
     # -- plugins (names in the entry-point registry; empty disables) --
     reasoning_parser: str | None = "nemotron_v3"
-    tool_parser: str | None = None
+    tool_parser: str | None = "qwen3_coder"
     modality_processor: str | None = None
     thinking_budget_processor: str | None = "nemotron_thinking_budget"
 

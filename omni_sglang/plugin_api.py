@@ -84,6 +84,11 @@ class ReasoningParserPlugin(Plugin):
         used for the fields a request leaves unset."""
         return {}
 
+    def reasoning_end_ids(self, prompt: str, tokenizer: Any) -> list[int] | None:
+        """Token ids that close the reasoning this prompt opened (None: none opened).
+        A grammar (tool choice, response format) starts only after them."""
+        return None
+
 
 # --- tool parsers ---------------------------------------------------------------------------
 
@@ -130,7 +135,15 @@ class ToolParser(ABC):
 
 class ToolParserPlugin(Plugin):
     @abstractmethod
-    def create(self, tools: Sequence[Mapping[str, Any]]) -> ToolParser: ...
+    def create(self, tools: Sequence[Mapping[str, Any]], *, parallel: bool = True) -> ToolParser:
+        """A parser for one request; with ``parallel`` false only the first call counts."""
+
+    def constraint(
+        self, tools: Sequence[Mapping[str, Any]], *, function: str | None, parallel: bool
+    ) -> dict[str, str] | None:
+        """SGLang sampling params (``{"ebnf": ...}``) that force a call in the model's
+        format: to ``function`` if named, else to any of ``tools``. None: cannot force."""
+        return None
 
 
 # --- logit processors -------------------------------------------------------------------------

@@ -218,7 +218,10 @@ async def test_abort_by_id_finishes_with_abort(engine: CpuEngine) -> None:
         ({"top_k": 0}, InvalidRequestError, "top_k"),
         ({"max_new_tokens": -3}, InvalidRequestError, "max_new_tokens"),
         ({"bogus": 1}, InvalidRequestError, "unknown sampling_params"),
-        ({"regex": "a+"}, OmniError, "does not implement regex"),
+        ({"structural_tag": "{}"}, OmniError, "does not implement structural_tag"),
+        ({"regex": "a++("}, InvalidRequestError, "invalid regex"),
+        ({"json_schema": "{not json"}, InvalidRequestError, "invalid json_schema"),
+        ({"regex": "a", "ebnf": 'root ::= "a"'}, InvalidRequestError, "only one of"),
         ({"stop": [""]}, InvalidRequestError, "stop"),
     ],
 )

@@ -67,7 +67,42 @@ CHAT_CASES: list[tuple[str, Any, int, str]] = [
     ("tool without name", chat(tools=[{"type": "function", "function": {}}]), 400, "name"),
     ("tool_choice without tools", chat(tool_choice="auto"), 400, "tools"),
     ("logprobs", chat(logprobs=True), 400, "logprobs"),
-    ("response_format json", chat(response_format={"type": "json_object"}), 400, "response_format"),
+    (
+        "json_schema without schema",
+        chat(response_format={"type": "json_schema", "json_schema": {"name": "x"}}),
+        400,
+        "response_format",
+    ),
+    (
+        "tool_choice names absent function",
+        chat(
+            tools=[{"type": "function", "function": {"name": "f"}}],
+            tool_choice={"type": "function", "function": {"name": "g"}},
+        ),
+        400,
+        "'g'",
+    ),
+    (
+        "format and required together",
+        chat(
+            tools=[{"type": "function", "function": {"name": "f"}}],
+            tool_choice="required",
+            response_format={"type": "json_object"},
+        ),
+        400,
+        "cannot be combined",
+    ),
+    (
+        "bad json schema",
+        chat(
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "x", "schema": {"type": "nonsense"}},
+            }
+        ),
+        400,
+        "json_schema",
+    ),
     ("reasoning_effort", chat(reasoning_effort="high"), 400, "reasoning_effort"),
     ("reserved template kwarg", chat(chat_template_kwargs={"tokenize": True}), 400, "tokenize"),
     (

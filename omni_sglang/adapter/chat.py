@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from omni_sglang.adapter.chat_template import render_chat_prompt
+from omni_sglang.adapter.constraints import apply_constraints
 from omni_sglang.adapter.sampling import custom_processor, resolve_max_new_tokens, sampling_params
 from omni_sglang.engines.base import EngineRequest
 from omni_sglang.errors import InvalidRequestError, UnsupportedFieldError
@@ -28,22 +29,11 @@ class PreparedChat:
 def _refuse_unimplemented(req: ChatCompletionRequest, state: ServerState) -> None:
     if req.logprobs:
         raise UnsupportedFieldError("'logprobs' is not supported by this server", "logprobs")
-    if req.response_format is not None and req.response_format.type != "text":
-        raise UnsupportedFieldError(
-            f"response_format {req.response_format.type!r} is not supported yet; only 'text' is",
-            "response_format",
-        )
     if req.reasoning_effort is not None:
         raise UnsupportedFieldError(
             "'reasoning_effort' is not supported by this model; use "
             "chat_template_kwargs.enable_thinking or thinking_token_budget",
             "reasoning_effort",
-        )
-    if req.tools and req.tool_choice not in (None, "none", "auto"):
-        raise UnsupportedFieldError(
-            "tool_choice 'required' or a named function needs constrained decoding, "
-            "which this server does not provide yet; use 'auto' or 'none'",
-            "tool_choice",
         )
     if req.tool_choice not in (None, "none") and not req.tools:
         raise InvalidRequestError("'tool_choice' needs 'tools'", "tool_choice")
@@ -162,5 +152,6 @@ def prepare_chat(req: ChatCompletionRequest, state: ServerState) -> PreparedChat
         custom_logit_processor=custom_processor(req, state.config.enable_custom_logit_processor),
         stream=req.stream,
     )
+    apply_constraints(req, state, prompt, engine_request)
     _attach_thinking_budget(req, state, prompt, max_new, engine_request)
     return PreparedChat(engine_request, prompt, len(input_ids))

@@ -7,6 +7,7 @@ from fastapi.responses import Response
 
 from omni_sglang.adapter.chat import prepare_chat
 from omni_sglang.adapter.completions import prepare_completion
+from omni_sglang.adapter.constraints import tool_dicts
 from omni_sglang.api.io import json_response, primed, read_json, sse_response, unless_disconnected
 from omni_sglang.api.openapi import body_schema
 from omni_sglang.errors import ServiceUnavailableError
@@ -48,7 +49,9 @@ async def chat_completions(request: Request) -> Response:
         reasoning = plugins.reasoning.create(prompt=prepared.prompt) if plugins.reasoning else None
         tools = None
         if plugins.tools is not None and req.tools and req.tool_choice != "none":
-            tools = plugins.tools.create([t.model_dump(exclude_none=True) for t in req.tools])
+            tools = plugins.tools.create(
+                tool_dicts(req), parallel=req.parallel_tool_calls is not False
+            )
         return ChoiceStream(reasoning, tools)
 
     asm = ChatAssembler(

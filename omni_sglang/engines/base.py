@@ -15,6 +15,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+#: SGLang's ``custom_params`` key for "the grammar starts after these reasoning-end
+#: tokens" (``sglang.srt.sampling.sampling_params.REQUEST_REASONING_END_TOKEN_IDS_KEY``),
+#: written out because importing SGLang costs seconds; a test checks they agree.
+REASONING_END_KEY = "__sglang_reasoning_end_token_ids"
+
 
 @dataclass
 class EngineRequest:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -11,7 +13,9 @@ from omni_sglang.output.choice import ChoiceDelta, ChoiceStream, collect
 from omni_sglang.output.usage import finish_reason_name, usage_dict
 
 
-def _delta_dict(delta: ChoiceDelta, reasoning_fields: tuple[str, ...]) -> dict[str, Any]:
+def _delta_dict(
+    delta: ChoiceDelta, reasoning_fields: tuple[str, ...], call_id: Callable[[int], str]
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if delta.reasoning:
         for name in reasoning_fields:
@@ -32,10 +36,6 @@ def _delta_dict(delta: ChoiceDelta, reasoning_fields: tuple[str, ...]) -> dict[s
     return out
 
 
-def call_id(index: int) -> str:
-    return f"call_{index}"
-
-
 class ChatAssembler:
     """Feeds outputs of every choice through its ``ChoiceStream``."""
 
@@ -54,6 +54,14 @@ class ChatAssembler:
         self.reasoning_fields = reasoning_fields
         self.prompt_tokens = 0
         self.cached_tokens = 0
+        self._call_ids: dict[tuple[int, int], str] = {}
+
+    def call_id(self, choice: int, index: int) -> str:
+        """OpenAI-style ids, unique across requests (clients match results by id)."""
+        key = (choice, index)
+        if key not in self._call_ids:
+            self._call_ids[key] = f"call_{uuid.uuid4().hex[:24]}"
+        return self._call_ids[key]
 
     def feed(self, out: EngineOutput) -> tuple[ChoiceDelta, bool]:
         """Returns this output's delta and whether its choice just finished."""
@@ -97,7 +105,7 @@ async def chat_response(asm: ChatAssembler, outputs: AsyncIterator[EngineOutput]
                 message[name] = final.reasoning or None
         if final.tool_calls:
             message["tool_calls"] = [
-                {"id": call_id(i), "type": "function", "function": call}
+                {"id": asm.call_id(index, i), "type": "function", "function": call}
                 for i, call in enumerate(final.tool_calls)
             ]
             message["content"] = final.content or None
@@ -150,7 +158,7 @@ async def chat_chunks(
         )
     async for out in outputs:
         delta, finished = asm.feed(out)
-        body = _delta_dict(delta, asm.reasoning_fields)
+        body = _delta_dict(delta, asm.reasoning_fields, functools.partial(asm.call_id, out.index))
         if not body and not finished:
             continue
         choice = {

@@ -23,6 +23,7 @@ import torch
 
 from omni_sglang.engines.base import Engine, EngineOutput, EngineRequest, FinishReason, ModelInfo
 from omni_sglang.engines.cpu.batching import batched_decode
+from omni_sglang.engines.cpu.grammar import REASONING_END_KEY, GrammarCompiler
 from omni_sglang.engines.cpu.sampling import SamplingConfig
 from omni_sglang.engines.cpu.sequence import RequestState, Sequence
 from omni_sglang.errors import ContextLengthExceededError, EngineError, InvalidRequestError
@@ -64,6 +65,7 @@ class CpuEngine(Engine):
         self._stopping = False
         self._worker: threading.Thread | None = None
         self._worker_error: BaseException | None = None
+        self._grammars: GrammarCompiler | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -192,7 +194,25 @@ class CpuEngine(Engine):
             queue=asyncio.Queue(),
             processor=processor,
             return_logprob=request.return_logprob,
+            make_grammar=await self._grammar_factory(config),
         )
+
+    async def _grammar_factory(self, config: SamplingConfig) -> Any:
+        if config.grammar is None:
+            return None
+        if self._grammars is None:
+            info = self.model_info()
+            self._grammars = await asyncio.to_thread(
+                GrammarCompiler, self.tokenizer, info.vocab_size, sorted(self._eos_ids)
+            )
+        compiler = self._grammars
+        compiled = await asyncio.to_thread(compiler.compile, config.grammar)
+        gate = (config.custom_params or {}).get(REASONING_END_KEY)
+        if gate is not None and not (
+            isinstance(gate, list) and gate and all(isinstance(t, int) for t in gate)
+        ):
+            raise InvalidRequestError(f"custom_params.{REASONING_END_KEY} must list token ids")
+        return lambda: compiler.matcher(compiled, gate)
 
     async def abort(self, rid: str) -> None:
         state = self._requests.get(rid)
@@ -307,6 +327,8 @@ class CpuEngine(Engine):
         # Rows past the tokenizer are padding of the embedding matrix, not tokens.
         logits[len(self.tokenizer) :] = float("-inf")
         seq.sampler.bias_logits(logits, len(seq.output_ids), seq.stop_ids)
+        if seq.grammar is not None:
+            seq.grammar.mask(logits)
         processor = seq.request.processor
         if processor is not None:
             logits = processor(logits.unsqueeze(0), [seq.custom_params])[0]

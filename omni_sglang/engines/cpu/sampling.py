@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from omni_sglang.engines.cpu.grammar import GrammarSpec, grammar_spec
 from omni_sglang.errors import InvalidRequestError, UnsupportedFieldError
 
 #: SGLang ``SamplingParams`` keys this engine implements.
@@ -38,10 +39,13 @@ SUPPORTED_KEYS = {
     "logit_bias",
     "custom_params",
     "stream_interval",
+    "json_schema",
+    "regex",
+    "ebnf",
 }
-#: SGLang keys that constrain decoding; this engine does not implement them yet, so a
-#: request that sets one is refused rather than silently left unconstrained.
-CONSTRAINT_KEYS = {"json_schema", "regex", "ebnf", "structural_tag", "stop_regex"}
+#: SGLang keys this engine does not implement; a request that sets one is refused
+#: rather than silently left unconstrained.
+CONSTRAINT_KEYS = {"structural_tag", "stop_regex"}
 #: SGLang keys with no CPU implementation (beam search, watermarking).
 UNIMPLEMENTED_KEYS = {"beam_width", "watermark"}
 _GREEDY_EPS = 1e-6
@@ -91,6 +95,7 @@ class SamplingConfig:
     sampling_seed: int | None = None
     logit_bias: dict[int, float] = field(default_factory=dict)
     custom_params: dict[str, Any] | None = None
+    grammar: GrammarSpec | None = None
 
     @property
     def greedy(self) -> bool:
@@ -156,6 +161,7 @@ class SamplingConfig:
             sampling_seed=seed,
             logit_bias=bias,
             custom_params=custom,
+            grammar=grammar_spec(params),
         )
 
 

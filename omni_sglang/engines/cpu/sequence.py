@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from omni_sglang.engines.base import EngineOutput, FinishReason
+from omni_sglang.engines.cpu.grammar import SequenceGrammar
 from omni_sglang.engines.cpu.sampling import SamplingConfig, SequenceSampler
 from omni_sglang.engines.cpu.text import IncrementalDetokenizer, StopStringMatcher
 
@@ -22,6 +24,8 @@ class RequestState:
     loop: asyncio.AbstractEventLoop
     queue: asyncio.Queue[EngineOutput | BaseException]
     processor: Any = None  # a CustomLogitProcessor instance, or None
+    #: Makes each sequence's grammar matcher (None: unconstrained).
+    make_grammar: Callable[[], SequenceGrammar] | None = None
     return_logprob: bool = False
     top_logprobs_num: int = 0
     aborted: threading.Event = field(default_factory=threading.Event)
@@ -61,6 +65,7 @@ class Sequence:
         # request: processors may keep their per-request state in it.
         self.custom_params: dict[str, Any] = dict(cfg.custom_params or {})
         self.custom_params["__req__"] = self
+        self.grammar = request.make_grammar() if request.make_grammar else None
 
     @property
     def stop_ids(self) -> set[int]:
@@ -71,9 +76,11 @@ class Sequence:
         cfg = self.request.config
         self.output_ids.append(token_id)
         self.sampler.observe(token_id)
+        if self.grammar is not None:
+            self.grammar.accept(token_id)
         finish: FinishReason | None = None
         text = ""
-        if token_id in self._stop_ids:
+        if token_id in self._stop_ids or (self.grammar is not None and self.grammar.terminated):
             # SGLang does not put the matched stop token's text in the output.
             finish = FinishReason("stop", matched=token_id)
         else:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from omni_sglang.plugin_api import LogitProcessorPlugin, ReasoningParser, ReasoningParserPlugin
+from omni_sglang.plugin_api import (
+    LogitProcessorPlugin,
+    ReasoningParser,
+    ReasoningParserPlugin,
+    ToolParser,
+    ToolParserPlugin,
+)
 from omni_sglang_nemotron.reasoning import (
     THINK_END,
     NemotronV3ReasoningParser,
@@ -27,6 +33,27 @@ class NemotronV3ReasoningPlugin(ReasoningParserPlugin):
 
     def sampling_defaults(self, prompt: str) -> dict[str, Any]:
         return dict(SAMPLING_THINKING if prompt_opens_thinking(prompt) else SAMPLING_NO_THINKING)
+
+    def reasoning_end_ids(self, prompt: str, tokenizer: Any) -> list[int] | None:
+        if not prompt_opens_thinking(prompt):
+            return None
+        return list(tokenizer(THINK_END, add_special_tokens=False).input_ids)
+
+
+class Qwen3CoderToolPlugin(ToolParserPlugin):
+    description = "Nemotron 3 tool calls: qwen3-coder XML <tool_call><function=...>"
+
+    def create(self, tools: Sequence[Mapping[str, Any]], *, parallel: bool = True) -> ToolParser:
+        from omni_sglang_nemotron.tool_parser import Qwen3CoderToolParser
+
+        return Qwen3CoderToolParser(tools, parallel=parallel)
+
+    def constraint(
+        self, tools: Sequence[Mapping[str, Any]], *, function: str | None, parallel: bool
+    ) -> dict[str, str] | None:
+        from omni_sglang_nemotron.tool_grammar import tool_call_ebnf
+
+        return {"ebnf": tool_call_ebnf(tools, function=function, parallel=parallel)}
 
 
 class NemotronThinkingBudgetPlugin(LogitProcessorPlugin):

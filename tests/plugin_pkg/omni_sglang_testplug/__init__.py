@@ -184,7 +184,7 @@ class CallLines(ToolParser):
 class CallLineToolPlugin(ToolParserPlugin):
     description = "CALL {json} lines (tests)"
 
-    def create(self, tools: Sequence[Mapping[str, Any]]) -> ToolParser:
+    def create(self, tools: Sequence[Mapping[str, Any]], *, parallel: bool = True) -> ToolParser:
         return CallLines()
 
 

@@ -1,0 +1,91 @@
+"""``tool_choice`` and ``response_format`` -> a grammar in SGLang's sampling params.
+
+The grammar itself is the model's business (the tool-parser plugin writes the EBNF of
+its call format); this module decides when one applies, and gates it behind the
+reasoning: with thinking on, the model reasons freely and the grammar starts after it
+closes its reasoning (SGLang's ``__sglang_reasoning_end_token_ids``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from omni_sglang.engines.base import REASONING_END_KEY, EngineRequest
+from omni_sglang.errors import InvalidRequestError, UnsupportedFieldError
+from omni_sglang.protocol.openai import ChatCompletionRequest, NamedToolChoice
+from omni_sglang.state import ServerState
+
+
+def tool_dicts(req: ChatCompletionRequest) -> list[dict[str, Any]]:
+    return [tool.model_dump(exclude_none=True) for tool in req.tools or []]
+
+
+def named_function(req: ChatCompletionRequest) -> str | None:
+    if not isinstance(req.tool_choice, NamedToolChoice):
+        return None
+    name = req.tool_choice.function.name
+    known = [t.function.name for t in req.tools or []]
+    if name not in known:
+        raise InvalidRequestError(
+            f"tool_choice names {name!r}, which is not in 'tools' ({', '.join(known) or 'none'})",
+            "tool_choice",
+        )
+    return name
+
+
+def _tool_grammar(req: ChatCompletionRequest, state: ServerState) -> dict[str, str] | None:
+    function = named_function(req)
+    if req.tool_choice != "required" and function is None:
+        return None
+    plugin = state.plugins.tools
+    grammar = None
+    if plugin is not None:
+        grammar = plugin.constraint(
+            tool_dicts(req), function=function, parallel=req.parallel_tool_calls is not False
+        )
+    if grammar is None:
+        raise UnsupportedFieldError(
+            "this server's tool parser cannot force a call, so tool_choice 'required' or a "
+            "named function is not available; use 'auto'",
+            "tool_choice",
+        )
+    return grammar
+
+
+def _format_grammar(req: ChatCompletionRequest) -> dict[str, str] | None:
+    fmt = req.response_format
+    if fmt is None or fmt.type == "text":
+        return None
+    if fmt.type == "json_object":
+        return {"json_schema": json.dumps({"type": "object"})}
+    schema = (fmt.json_schema or {}).get("schema")
+    if not isinstance(schema, dict):
+        raise InvalidRequestError(
+            "response_format json_schema needs 'json_schema': {'name': ..., 'schema': {...}}",
+            "response_format",
+        )
+    return {"json_schema": json.dumps(schema)}
+
+
+def apply_constraints(
+    req: ChatCompletionRequest, state: ServerState, prompt: str, request: EngineRequest
+) -> None:
+    tool_grammar = _tool_grammar(req, state)
+    format_grammar = _format_grammar(req)
+    if tool_grammar and format_grammar:
+        raise InvalidRequestError(
+            "response_format cannot be combined with tool_choice 'required' or a named "
+            "function: one grammar applies per request",
+            "response_format",
+        )
+    grammar = tool_grammar or format_grammar
+    if grammar is None:
+        return
+    request.sampling_params.update(grammar)
+    reasoning = state.plugins.reasoning
+    end_ids = reasoning.reasoning_end_ids(prompt, state.tokenizer) if reasoning else None
+    if end_ids:
+        custom = dict(request.sampling_params.get("custom_params") or {})
+        custom[REASONING_END_KEY] = end_ids
+        request.sampling_params["custom_params"] = custom
