@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI, Request
 
 from omni_sglang import __version__
-from omni_sglang.api import routes_nim, routes_openai
+from omni_sglang.api import routes_nim, routes_openai, routes_sglang
 from omni_sglang.api.errors import install_error_handlers
 from omni_sglang.api.openapi import install_openapi
 from omni_sglang.engines.base import EngineRequest
@@ -90,8 +90,10 @@ def create_app(
     app.state.omni = state
     install_error_handlers(app)
     app.include_router(routes_nim.health_router)
+    app.include_router(routes_sglang.health_router)
     secured = [Depends(_require_api_key)]
     app.include_router(routes_nim.router, dependencies=secured)
     app.include_router(routes_openai.router, dependencies=secured)
+    app.include_router(routes_sglang.router, dependencies=secured)
     install_openapi(app)
     return app

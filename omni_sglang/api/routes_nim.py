@@ -54,21 +54,6 @@ async def models(request: Request) -> Response:
     return json_response({"object": "list", "data": data})
 
 
-@router.get("/server_info")
-async def server_info(request: Request) -> Response:
-    """SGLang's introspection endpoint: our config and the engine's live counters."""
-    state = _state(request)
-    config = state.config.model_dump(exclude={"api_key"})
-    return json_response(
-        {
-            **config,
-            "version": __version__,
-            "ready": state.ready,
-            "num_running_requests": state.engine.num_running_requests,
-        }
-    )
-
-
 @router.get("/v1/version")
 async def version() -> Response:
     return json_response({"release": __version__, "api": "1.0.0"})

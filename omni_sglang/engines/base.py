@@ -69,6 +69,7 @@ class EngineOutput:
     #: SGLang's ``[logprob, token_id, text_or_None]`` entries, when asked for.
     output_token_logprobs: list[list[Any]] | None = None
     input_token_logprobs: list[list[Any]] | None = None
+    input_top_logprobs: list[list[list[Any]]] | None = None
     output_top_logprobs: list[list[list[Any]]] | None = None
 
     @property

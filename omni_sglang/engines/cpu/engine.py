@@ -24,6 +24,7 @@ import torch
 from omni_sglang.engines.base import Engine, EngineOutput, EngineRequest, FinishReason, ModelInfo
 from omni_sglang.engines.cpu.batching import batched_decode
 from omni_sglang.engines.cpu.grammar import REASONING_END_KEY, GrammarCompiler
+from omni_sglang.engines.cpu.logprobs import prompt_logprobs, top_entries
 from omni_sglang.engines.cpu.sampling import SamplingConfig
 from omni_sglang.engines.cpu.sequence import RequestState, Sequence
 from omni_sglang.errors import ContextLengthExceededError, EngineError, InvalidRequestError
@@ -194,6 +195,11 @@ class CpuEngine(Engine):
             queue=asyncio.Queue(),
             processor=processor,
             return_logprob=request.return_logprob,
+            top_logprobs_num=max(0, request.top_logprobs_num or 0),
+            logprob_start_len=-1
+            if request.logprob_start_len is None
+            else request.logprob_start_len,
+            return_text_in_logprobs=request.return_text_in_logprobs,
             make_grammar=await self._grammar_factory(config),
         )
 
@@ -268,6 +274,8 @@ class CpuEngine(Engine):
             if state.aborted.is_set():
                 self._finish(seq, FinishReason("abort", message="aborted"), deliver=True)
             elif state.config.max_new_tokens == 0:
+                if self._wants_prompt_logprobs(seq):  # prefill only: sgl.select, caching
+                    self._guarded([seq], self._prefill, sample=False)
                 self._finish(seq, FinishReason("length"), deliver=True)
             elif seq.cache is None:
                 self._guarded([seq], self._prefill)
@@ -276,7 +284,7 @@ class CpuEngine(Engine):
         for start in range(0, len(decoding), self._max_batch):
             self._guarded(decoding[start : start + self._max_batch], self._decode)
 
-    def _guarded(self, seqs: list[Sequence], work: Any) -> None:
+    def _guarded(self, seqs: list[Sequence], work: Any, sample: bool = True) -> None:
         """Run a forward for ``seqs``; a failure fails those requests, not the engine."""
         try:
             logits = work(seqs)
@@ -287,8 +295,9 @@ class CpuEngine(Engine):
                 seq.request.aborted.set()
                 self._finish(seq, None, deliver=False)
             return
-        for row, seq in enumerate(seqs):
-            self._emit(seq, logits[row])
+        if sample:
+            for row, seq in enumerate(seqs):
+                self._emit(seq, logits[row])
 
     def _prefill(self, seqs: list[Sequence]) -> torch.Tensor:
         from transformers import DynamicCache
@@ -296,8 +305,37 @@ class CpuEngine(Engine):
         (seq,) = seqs
         seq.cache = DynamicCache(config=self._model.config)
         ids = torch.tensor([seq.origin_input_ids], dtype=torch.long)
-        out = self._model(input_ids=ids, past_key_values=seq.cache, use_cache=True)
+        wants = self._wants_prompt_logprobs(seq)
+        out = self._model(
+            input_ids=ids,
+            past_key_values=seq.cache,
+            use_cache=True,
+            logits_to_keep=0 if wants else 1,
+        )
+        if wants:
+            state = seq.request
+            seq.input_logprobs = prompt_logprobs(
+                self._mask_padding(out.logits[0]),
+                seq.origin_input_ids,
+                state.logprob_start_len,
+                state.top_logprobs_num,
+                self._decode_one if state.return_text_in_logprobs else None,
+            )
         return out.logits[:, -1].float()
+
+    @staticmethod
+    def _wants_prompt_logprobs(seq: Sequence) -> bool:
+        state = seq.request
+        return state.return_logprob and 0 <= state.logprob_start_len < len(seq.origin_input_ids)
+
+    def _decode_one(self, token: int) -> str:
+        return str(self.tokenizer.decode([token]))
+
+    def _mask_padding(self, logits: torch.Tensor) -> torch.Tensor:
+        # Rows past the tokenizer are padding of the embedding matrix, not tokens.
+        logits = logits.float().clone()
+        logits[..., len(self.tokenizer) :] = float("-inf")
+        return logits
 
     def _decode(self, seqs: list[Sequence]) -> torch.Tensor:
         return batched_decode(
@@ -310,8 +348,8 @@ class CpuEngine(Engine):
     def _emit(self, seq: Sequence, logits: torch.Tensor) -> None:
         state = seq.request
         try:
-            token, logprobs = self._sample(seq, logits)
-            out = seq.accept(token, logprobs)
+            token, logprobs, tops = self._sample(seq, logits)
+            out = seq.accept(token, logprobs, tops)
         except Exception as exc:  # e.g. a client's logits processor raising
             logger.exception("sampling failed for %s", state.rid)
             state.deliver(EngineError(f"sampling failed: {type(exc).__name__}"))
@@ -322,10 +360,10 @@ class CpuEngine(Engine):
             self._finish(seq, None, deliver=False)
         state.deliver(out)
 
-    def _sample(self, seq: Sequence, logits: torch.Tensor) -> tuple[int, list[list[Any]] | None]:
-        logits = logits.clone()
-        # Rows past the tokenizer are padding of the embedding matrix, not tokens.
-        logits[len(self.tokenizer) :] = float("-inf")
+    def _sample(self, seq: Sequence, logits: torch.Tensor) -> tuple[int, Any, Any]:
+        logits = self._mask_padding(logits)
+        state = seq.request
+        raw = torch.log_softmax(logits, dim=-1) if state.return_logprob else None
         seq.sampler.bias_logits(logits, len(seq.output_ids), seq.stop_ids)
         if seq.grammar is not None:
             seq.grammar.mask(logits)
@@ -333,11 +371,14 @@ class CpuEngine(Engine):
         if processor is not None:
             logits = processor(logits.unsqueeze(0), [seq.custom_params])[0]
         token = seq.sampler.draw(logits)
-        logprobs = None
-        if seq.request.return_logprob:
-            value = float(torch.log_softmax(logits, dim=-1)[token])
-            logprobs = [[value, token, None]]
-        return token, logprobs
+        if raw is None:
+            return token, None, None
+        decode = self._decode_one if state.return_text_in_logprobs else None
+        entry = [float(raw[token]), token, decode(token) if decode else None]
+        tops = (
+            [top_entries(raw, state.top_logprobs_num, decode)] if state.top_logprobs_num else None
+        )
+        return token, [entry], tops
 
     def _finish(self, seq: Sequence, reason: FinishReason | None, *, deliver: bool) -> None:
         seq.cache = None  # free the KV/state memory now, not at garbage collection

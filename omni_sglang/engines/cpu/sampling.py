@@ -104,9 +104,8 @@ class SamplingConfig:
     @classmethod
     def from_sglang(cls, params: dict[str, Any] | None) -> SamplingConfig:
         params = dict(params or {})
-        constrained = sorted(
-            k for k in CONSTRAINT_KEYS | UNIMPLEMENTED_KEYS if params.get(k) is not None
-        )
+        # Empty values ([] / "" / null) mean "unset": SGLang's own clients send them.
+        constrained = sorted(k for k in CONSTRAINT_KEYS | UNIMPLEMENTED_KEYS if params.get(k))
         if constrained:
             raise UnsupportedFieldError(
                 f"the CPU engine does not implement {', '.join(constrained)}",

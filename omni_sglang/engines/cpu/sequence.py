@@ -28,6 +28,8 @@ class RequestState:
     make_grammar: Callable[[], SequenceGrammar] | None = None
     return_logprob: bool = False
     top_logprobs_num: int = 0
+    logprob_start_len: int = -1
+    return_text_in_logprobs: bool = False
     aborted: threading.Event = field(default_factory=threading.Event)
 
     def deliver(self, item: EngineOutput | BaseException) -> None:
@@ -66,12 +68,19 @@ class Sequence:
         self.custom_params: dict[str, Any] = dict(cfg.custom_params or {})
         self.custom_params["__req__"] = self
         self.grammar = request.make_grammar() if request.make_grammar else None
+        #: Prompt logprobs computed at prefill, sent with this sequence's first output.
+        self.input_logprobs: tuple[list[Any], list[Any]] | None = None
 
     @property
     def stop_ids(self) -> set[int]:
         return self._stop_ids
 
-    def accept(self, token_id: int, logprobs: list[list[Any]] | None = None) -> EngineOutput:
+    def accept(
+        self,
+        token_id: int,
+        logprobs: list[list[Any]] | None = None,
+        top_logprobs: list[list[list[Any]]] | None = None,
+    ) -> EngineOutput:
         """Record a drawn token; return what this step adds to the stream."""
         cfg = self.request.config
         self.output_ids.append(token_id)
@@ -99,7 +108,9 @@ class Sequence:
                 # possible stop string or an incomplete UTF-8 sequence.
                 tail, matched = self._stops.push(self._detok.flush())
                 text += tail + ("" if matched else self._stops.flush())
-        return self.output(text, [token_id], finish, logprobs)
+        out = self.output(text, [token_id], finish, logprobs)
+        out.output_top_logprobs = top_logprobs
+        return out
 
     def output(
         self,
@@ -108,7 +119,7 @@ class Sequence:
         finish: FinishReason | None,
         logprobs: list[list[Any]] | None = None,
     ) -> EngineOutput:
-        return EngineOutput(
+        out = EngineOutput(
             index=self.index,
             text=text,
             token_ids=token_ids,
@@ -117,3 +128,7 @@ class Sequence:
             finish_reason=finish,
             output_token_logprobs=logprobs,
         )
+        if self.input_logprobs is not None:
+            out.input_token_logprobs, out.input_top_logprobs = self.input_logprobs
+            self.input_logprobs = None
+        return out

@@ -1,0 +1,57 @@
+"""Wire types of SGLang's native ``/generate`` (the fields ``GenerateReqInput`` takes
+that this server honours; anything else is refused with its name)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+PerItem = Any  # a value, or a list with one value per batch item
+
+
+class GenerateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str | list[str] | None = None
+    input_ids: list[int] | list[list[int]] | None = None
+    sampling_params: dict[str, Any] | list[dict[str, Any]] | None = None
+    image_data: Any = None
+    video_data: Any = None
+    audio_data: Any = None
+    return_logprob: bool | list[bool] = False
+    logprob_start_len: int | list[int] = -1
+    top_logprobs_num: int | list[int] = Field(0)
+    return_text_in_logprobs: bool = False
+    stream: bool = False
+    rid: str | list[str] | None = None
+    custom_logit_processor: str | list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_input(self) -> GenerateRequest:
+        if (self.text is None) == (self.input_ids is None):
+            raise ValueError("give exactly one of 'text' or 'input_ids'")
+        return self
+
+    @property
+    def is_batch(self) -> bool:
+        if self.text is not None:
+            return isinstance(self.text, list)
+        return bool(self.input_ids) and isinstance(self.input_ids[0], list)  # type: ignore[index]
+
+    @property
+    def batch_size(self) -> int:
+        if not self.is_batch:
+            return 1
+        return len(self.text if self.text is not None else self.input_ids)  # type: ignore[arg-type]
+
+    def item(self, field: str, index: int, default: Any) -> Any:
+        """A per-item field: a list is indexed by batch item, a scalar applies to all."""
+        value = getattr(self, field)
+        if self.is_batch and isinstance(value, list) and field != "input_ids":
+            if len(value) != self.batch_size:
+                raise ValueError(
+                    f"'{field}' has {len(value)} entries for a batch of {self.batch_size}"
+                )
+            value = value[index]
+        return default if value is None else value

@@ -1,0 +1,137 @@
+"""SGLang's native API on our server (CPU engine), and SGLang frontend-language programs."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import httpx
+import pytest
+
+from tests.conftest import Server
+
+
+def gen(server: Server, **body: object) -> httpx.Response:
+    return httpx.post(server.url + "/generate", json=body, timeout=120)
+
+
+def test_generate_single_batch_and_ids(tiny_server: Server) -> None:
+    params = {"max_new_tokens": 6, "temperature": 0, "ignore_eos": True}
+    one = gen(tiny_server, text="Hello", sampling_params=params).json()
+    assert set(one) >= {"text", "output_ids", "meta_info"}
+    meta = one["meta_info"]
+    assert meta["completion_tokens"] == 6 and meta["prompt_tokens"] > 0
+    assert meta["finish_reason"] == {"type": "length"}
+    batch = gen(tiny_server, text=["Hello", "Paris"], sampling_params=params).json()
+    assert isinstance(batch, list) and len(batch) == 2 and batch[0]["text"] == one["text"]
+    ids = gen(tiny_server, input_ids=one["output_ids"], sampling_params=params).json()
+    assert ids["meta_info"]["prompt_tokens"] == 6
+    many = gen(tiny_server, text="Hello", sampling_params={**params, "n": 3}).json()
+    assert isinstance(many, list) and len(many) == 3
+
+
+def test_logprobs_shapes(tiny_server: Server) -> None:
+    body = gen(
+        tiny_server, text="The weather in Paris", return_logprob=True, logprob_start_len=0,
+        top_logprobs_num=3, return_text_in_logprobs=True,
+        sampling_params={"max_new_tokens": 4, "temperature": 0, "ignore_eos": True},
+    ).json()
+    meta = body["meta_info"]
+    prompt = meta["input_token_logprobs"]
+    assert len(prompt) == meta["prompt_tokens"] and prompt[0][0] is None
+    assert all(lp <= 0 and isinstance(t, int) and isinstance(s, str) for lp, t, s in prompt[1:])
+    out = meta["output_token_logprobs"]
+    assert [e[1] for e in out] == body["output_ids"]
+    tops = meta["output_top_logprobs"]
+    assert len(tops) == 4 and all(len(t) == 3 for t in tops)
+    # Greedy: each chosen token is the most likely one.
+    assert all(top[0][1] == e[1] for top, e in zip(tops, out, strict=True))
+
+
+def test_prefill_only_and_stream(tiny_server: Server) -> None:
+    body = gen(tiny_server, text="Hello there", sampling_params={"max_new_tokens": 0}).json()
+    assert body["output_ids"] == [] and body["meta_info"]["completion_tokens"] == 0
+    params = {"max_new_tokens": 5, "temperature": 0, "ignore_eos": True}
+    whole = gen(tiny_server, text="Hello", sampling_params=params).json()["text"]
+    texts = []
+    with httpx.stream("POST", tiny_server.url + "/generate", timeout=60,
+                      json={"text": "Hello", "sampling_params": params, "stream": True}) as r:
+        for line in r.iter_lines():
+            if line.startswith("data: ") and line != "data: [DONE]":
+                texts.append(json.loads(line[6:])["text"])
+    assert texts[-1] == whole
+    assert all(b.startswith(a) for a, b in zip(texts, texts[1:], strict=False))  # cumulative
+
+
+def test_info_cache_and_health(tiny_server: Server) -> None:
+    info = httpx.get(tiny_server.url + "/get_model_info").json()
+    assert info["is_generation"] and info["model_path"]
+    assert httpx.get(tiny_server.url + "/model_info").json() == info
+    assert httpx.post(tiny_server.url + "/flush_cache").status_code == 200
+    assert httpx.get(tiny_server.url + "/health").status_code == 200
+    assert httpx.get(tiny_server.url + "/health_generate", timeout=60).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"text": "a", "input_ids": [1]}, "exactly one"),
+        ({}, "exactly one"),
+        ({"text": "a", "sampling_params": {"temperature": -1}}, "temperature"),
+        ({"text": "a", "sampling_params": {"bogus": 1}}, "bogus"),
+        ({"text": ["a", "b"], "sampling_params": [{}]}, "batch of 2"),
+        ({"text": "a", "lora_path": "x"}, "lora_path"),
+        ({"input_ids": [10**7]}, "token ids"),
+    ],
+)
+def test_generate_bad_input(tiny_server: Server, body: dict, fragment: str) -> None:
+    resp = gen(tiny_server, **body)
+    assert resp.status_code == 400, resp.text
+    assert fragment in resp.json()["error"]["message"]
+
+
+@pytest.fixture(scope="module")
+def sgl_backend(tiny_server: Server):  # type: ignore[no-untyped-def]
+    import sglang as sgl
+
+    backend = sgl.RuntimeEndpoint(tiny_server.url)
+    sgl.set_default_backend(backend)
+    return sgl
+
+
+@pytest.mark.sglang
+def test_frontend_gen_select_regex(sgl_backend) -> None:  # type: ignore[no-untyped-def]
+    sgl = sgl_backend
+
+    @sgl.function
+    def program(s, question):  # type: ignore[no-untyped-def]
+        s += "Q: " + question + "\nA:"
+        s += sgl.gen("answer", max_tokens=8, temperature=0, stop="\n")
+        s += "\nPick: " + sgl.select("pick", choices=["yes", "no", "maybe"])
+        s += "\nCode: " + sgl.gen("code", max_tokens=12, regex=r"[0-9]{3}-[A-Z]{2}")
+
+    state = program.run(question="Is Paris in France?")
+    again = program.run(question="Is Paris in France?")
+    assert state["answer"] == again["answer"] and "\n" not in state["answer"]
+    assert state["pick"] in ("yes", "no", "maybe") and state["pick"] == again["pick"]
+    assert re.fullmatch(r"[0-9]{3}-[A-Z]{2}", state["code"])
+
+
+@pytest.mark.sglang
+def test_frontend_multi_turn_and_stream(sgl_backend) -> None:  # type: ignore[no-untyped-def]
+    sgl = sgl_backend
+
+    @sgl.function
+    def chat(s):  # type: ignore[no-untyped-def]
+        s += sgl.system("You are terse.")
+        s += sgl.user("Name a city.")
+        s += sgl.assistant(sgl.gen("city", max_tokens=6, temperature=0))
+        s += sgl.user("And a river?")
+        s += sgl.assistant(sgl.gen("river", max_tokens=6, temperature=0))
+
+    state = chat.run()
+    assert [m["role"] for m in state.messages()] == [
+        "system", "user", "assistant", "user", "assistant"]
+    streamed = chat.run(stream=True)
+    text = "".join(streamed.text_iter())
+    assert state["river"] in text and state.text() == streamed.text()
