@@ -8,6 +8,7 @@ model path, a port in use, the GPU engine without a GPU, bad flags for SGLang.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import socket
 import sys
@@ -59,8 +60,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="accept clients' serialized logits processors (they run client code: trusted "
         "clients only)",
     )
+    p.add_argument(
+        "--allowed-media-domains", help="comma-separated hosts media URLs may use (default: any)"
+    )
+    p.add_argument(
+        "--allow-private-media-hosts",
+        action="store_const",
+        const=True,
+        help="let media URLs reach private/loopback addresses (trusted networks, tests)",
+    )
+    p.add_argument("--allowed-local-media-path", help="folder file:// media URLs may read")
+    p.add_argument(
+        "--media-io-kwargs", help='server default, e.g. \'{"video": {"fps": 2, "num_frames": -1}}\''
+    )
     p.add_argument("--no-warmup", dest="warmup", action="store_const", const=False)
     p.add_argument("--list-plugins", action="store_true", help="list installed plugins and exit")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="resolve the config, print the engine's SGLang server arguments and the plugin "
+        "set as JSON, and exit (needs no GPU)",
+    )
     return p
 
 
@@ -93,11 +113,15 @@ def config_from_cli(args: argparse.Namespace, passthrough: list[str]) -> ServerC
             "warmup",
             "thinking_grace_tokens",
             "reasoning_answer_reserve",
+            "allowed_media_domains",
+            "allow_private_media_hosts",
+            "allowed_local_media_path",
+            "media_io_kwargs",
         )
     }
-    if passthrough:
-        cli["sglang_args"] = passthrough
     config = load_config(cli, config_file=args.config)
+    if passthrough:  # after the profile's own SGLang args, so the command line wins
+        config = config.model_copy(update={"sglang_args": [*config.sglang_args, *passthrough]})
     if config.engine is None:
         config = config.model_copy(update={"engine": default_engine(config)})
     return config
@@ -133,6 +157,29 @@ def list_plugins() -> str:
         "  ".join(cell.ljust(widths[c]) if c < 3 else cell for c, cell in enumerate(row))
         for row in rows
     )
+
+
+def dry_run(config: ServerConfig) -> str:
+    """What this config would start, checked as far as possible without a GPU: plugin
+    names through the registry, SGLang's arguments through SGLang's own parser."""
+    from omni_sglang.state import ServerPlugins
+
+    ServerPlugins.from_config(config, registry)  # an unknown plugin name fails here
+    report: dict[str, Any] = {
+        "engine": config.engine,
+        "plugins": {
+            "reasoning_parser": config.reasoning_parser,
+            "tool_parser": config.tool_parser,
+            "modality_processor": config.modality_processor,
+            "thinking_budget_processor": config.thinking_budget_processor,
+        },
+        "config": config.model_dump(exclude={"api_key"}),
+    }
+    if config.engine == "sglang":
+        from omni_sglang.engines.sglang_args import describe
+
+        report.update(describe(config))
+    return json.dumps(report, indent=2, default=str)
 
 
 def run(config: ServerConfig) -> int:
@@ -179,6 +226,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(list_plugins())
             return 0
         config = config_from_cli(args, passthrough)
+        if args.dry_run:
+            print(dry_run(config))
+            return 0
         logging.basicConfig(
             level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )

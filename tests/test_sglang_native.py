@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 
@@ -32,8 +33,12 @@ def test_generate_single_batch_and_ids(tiny_server: Server) -> None:
 
 def test_logprobs_shapes(tiny_server: Server) -> None:
     body = gen(
-        tiny_server, text="The weather in Paris", return_logprob=True, logprob_start_len=0,
-        top_logprobs_num=3, return_text_in_logprobs=True,
+        tiny_server,
+        text="The weather in Paris",
+        return_logprob=True,
+        logprob_start_len=0,
+        top_logprobs_num=3,
+        return_text_in_logprobs=True,
         sampling_params={"max_new_tokens": 4, "temperature": 0, "ignore_eos": True},
     ).json()
     meta = body["meta_info"]
@@ -54,13 +59,17 @@ def test_prefill_only_and_stream(tiny_server: Server) -> None:
     params = {"max_new_tokens": 5, "temperature": 0, "ignore_eos": True}
     whole = gen(tiny_server, text="Hello", sampling_params=params).json()["text"]
     texts = []
-    with httpx.stream("POST", tiny_server.url + "/generate", timeout=60,
-                      json={"text": "Hello", "sampling_params": params, "stream": True}) as r:
+    with httpx.stream(
+        "POST",
+        tiny_server.url + "/generate",
+        timeout=60,
+        json={"text": "Hello", "sampling_params": params, "stream": True},
+    ) as r:
         for line in r.iter_lines():
             if line.startswith("data: ") and line != "data: [DONE]":
                 texts.append(json.loads(line[6:])["text"])
     assert texts[-1] == whole
-    assert all(b.startswith(a) for a, b in zip(texts, texts[1:], strict=False))  # cumulative
+    assert all(b.startswith(a) for a, b in itertools.pairwise(texts))  # cumulative
 
 
 def test_info_cache_and_health(tiny_server: Server) -> None:
@@ -131,7 +140,12 @@ def test_frontend_multi_turn_and_stream(sgl_backend) -> None:  # type: ignore[no
 
     state = chat.run()
     assert [m["role"] for m in state.messages()] == [
-        "system", "user", "assistant", "user", "assistant"]
+        "system",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+    ]
     streamed = chat.run(stream=True)
     text = "".join(streamed.text_iter())
     assert state["river"] in text and state.text() == streamed.text()

@@ -1,23 +1,34 @@
 """The ``sglang`` engine: SGLang's in-process ``sglang.Engine`` on GPUs.
 
-The engine contract already is SGLang's request schema, so requests pass through to
-``Engine.async_generate`` unchanged; only SGLang's cumulative streaming text is turned
-into deltas. Server arguments go through SGLang's own parser, so an unknown or removed
-flag fails at start-up with SGLang's message. SGLang is imported only here, inside
-functions: it costs 10-18 s and about 1 GB per process.
+The engine contract already is SGLang's request schema, so an ``EngineRequest`` becomes
+SGLang's own ``GenerateReqInput`` field for field, and goes to the tokenizer manager the
+way ``Engine.async_generate`` sends it (that method has no ``return_text_in_logprobs``,
+and dropping a field silently is what this project refuses). SGLang's stream, cumulative
+or incremental depending on its flags, becomes our typed deltas. Server arguments are
+built in ``sglang_args``. SGLang is imported only inside functions: it costs 10-18 s and
+about 1 GB per process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import logging
+import signal
+import threading
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from omni_sglang.engines.base import Engine, EngineOutput, EngineRequest, FinishReason, ModelInfo
-from omni_sglang.errors import ConfigError, EngineError
+from omni_sglang.engines.sglang_args import build_server_args, server_args_argv
+from omni_sglang.errors import (
+    ClientError,
+    ConfigError,
+    ContextLengthExceededError,
+    EngineError,
+    InvalidRequestError,
+)
 from omni_sglang.plugin_api import EnginePlugin
 
 if TYPE_CHECKING:
@@ -25,34 +36,50 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: Chunk key the pump adds: how many output ids the chunk had when SGLang yielded it.
+IDS_AT_CHUNK = "_omni_ids_at_chunk"
 
-def server_args_argv(config: ServerConfig) -> list[str]:
-    """The SGLang command line our config stands for (user's ``--`` args last: they win)."""
-    if not config.model_path:
-        raise ConfigError("the sglang engine needs --model-path (a checkpoint folder or hub id)")
-    argv = ["--model-path", config.model_path, "--enable-custom-logit-processor"]
-    if config.served_model_name:
-        argv += ["--served-model-name", config.served_model_name[0]]
-    if config.max_model_len:
-        argv += ["--context-length", str(config.max_model_len)]
-    argv += ["--log-level", config.log_level]
-    return argv + list(config.sglang_args)
+__all__ = [
+    "SGLangEngine",
+    "SGLangEnginePlugin",
+    "StreamDeltas",
+    "build_server_args",
+    "server_args_argv",
+    "to_generate_req_input",
+]
 
 
-def build_server_args(config: ServerConfig) -> Any:
-    """Parse with SGLang's parser; its argparse error becomes a ConfigError."""
-    from sglang.srt.server_args import prepare_server_args
+#: EngineRequest fields that do not go to SGLang, and why (a test keeps this complete,
+#: so a field added to the contract cannot be dropped here unnoticed).
+NOT_SENT_TO_SGLANG = {
+    "mm_items": "SGLang's own multimodal processor expands image/video/audio_data",
+    "prompt_tokens_hint": "SGLang counts the prompt it tokenizes itself",
+    "stream": "SGLang always streams to us; the serving layer aggregates",
+}
 
-    argv = server_args_argv(config)
-    stderr = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(stderr):
-            return prepare_server_args(argv)
-    except SystemExit as exc:
-        detail = stderr.getvalue().strip().splitlines()
-        raise ConfigError(
-            "SGLang rejected its server arguments: " + (detail[-1] if detail else str(exc))
-        ) from None
+
+def to_generate_req_input(request: EngineRequest) -> Any:
+    """The ``GenerateReqInput`` SGLang's tokenizer manager takes for this request.
+
+    Always streamed: the serving layer aggregates non-streaming answers itself, and a
+    stream is what lets a client disconnect abort the request mid-way."""
+    from sglang.srt.managers.io_struct import GenerateReqInput
+
+    return GenerateReqInput(
+        text=request.prompt,
+        input_ids=request.input_ids,
+        sampling_params=dict(request.sampling_params),
+        image_data=request.image_data or None,
+        video_data=request.video_data or None,
+        audio_data=request.audio_data or None,
+        custom_logit_processor=request.custom_logit_processor,
+        return_logprob=request.return_logprob,
+        logprob_start_len=request.logprob_start_len,
+        top_logprobs_num=request.top_logprobs_num,
+        return_text_in_logprobs=request.return_text_in_logprobs,
+        stream=True,
+        rid=request.rid,
+    )
 
 
 def _finish_reason(meta: dict[str, Any]) -> FinishReason | None:
@@ -60,6 +87,120 @@ def _finish_reason(meta: dict[str, Any]) -> FinishReason | None:
     if not raw:
         return None
     return FinishReason(raw.get("type", "stop"), raw.get("matched"), raw.get("message"))
+
+
+@dataclass
+class _Sent:
+    """How much of one sample's cumulative output was already passed on."""
+
+    text: int = 0
+    ids: int = 0
+    logprobs: int = 0
+    input_logprobs: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finished: bool = False
+
+
+@dataclass
+class StreamDeltas:
+    """SGLang's streamed dicts -> our per-sample deltas.
+
+    By default SGLang streams cumulative ``text`` / ``output_ids`` / output logprobs per
+    sample; with ``--incremental-streaming-output`` it streams deltas. ``index`` names
+    the sample when ``n`` > 1."""
+
+    incremental: bool
+    samples: dict[int, _Sent] = field(default_factory=dict)
+
+    def __call__(self, chunk: dict[str, Any]) -> EngineOutput:
+        index = int(chunk.get("index", 0))
+        sent = self.samples.setdefault(index, _Sent())
+        meta = chunk.get("meta_info", {})
+        text: str = chunk.get("text") or ""
+        ids: list[int] = chunk.get("output_ids") or []
+        logprobs = meta.get("output_token_logprobs")
+        top = meta.get("output_top_logprobs")
+        if self.incremental:
+            ids = list(ids)
+        else:
+            # A cumulative chunk's output_ids is SGLang's live list, which keeps growing
+            # after the chunk was made; its length then is what belongs with its text.
+            end = chunk.get(IDS_AT_CHUNK, len(ids))
+            text, ids = text[sent.text :], ids[sent.ids : end]
+            start = sent.logprobs
+            logprobs = logprobs[start:] if logprobs is not None else None
+            top = top[start:] if top is not None else None
+            sent.text += len(text)
+            sent.ids += len(ids)
+            sent.logprobs += len(logprobs or [])
+        input_logprobs = None
+        if not sent.input_logprobs and meta.get("input_token_logprobs") is not None:
+            input_logprobs, sent.input_logprobs = meta["input_token_logprobs"], True
+        sent.prompt_tokens = int(meta.get("prompt_tokens", sent.prompt_tokens))
+        sent.completion_tokens = int(meta.get("completion_tokens", sent.completion_tokens))
+        finish = _finish_reason(meta)
+        sent.finished = finish is not None
+        return EngineOutput(
+            index=index,
+            text=text,
+            token_ids=ids,
+            prompt_tokens=sent.prompt_tokens,
+            completion_tokens=sent.completion_tokens,
+            cached_tokens=int(meta.get("cached_tokens", 0)),
+            finish_reason=finish,
+            output_token_logprobs=logprobs,
+            input_token_logprobs=input_logprobs,
+            output_top_logprobs=top,
+        )
+
+    def aborted(self, samples: int) -> list[EngineOutput]:
+        """A final ``abort`` output for each sample that had not finished, as the CPU
+        engine ends an aborted request."""
+        outputs = []
+        for index in range(samples):
+            sent = self.samples.setdefault(index, _Sent())
+            if not sent.finished:
+                sent.finished = True
+                outputs.append(
+                    EngineOutput(
+                        index=index,
+                        text="",
+                        token_ids=[],
+                        prompt_tokens=sent.prompt_tokens,
+                        completion_tokens=sent.completion_tokens,
+                        finish_reason=FinishReason("abort", message="aborted"),
+                    )
+                )
+        return outputs
+
+
+def _client_error(exc: ValueError) -> ClientError:
+    """SGLang rejects bad input with ValueError (its HTTP server answers 400)."""
+    message = str(exc)
+    if "context length" in message:
+        return ContextLengthExceededError(message)
+    return InvalidRequestError(message)
+
+
+_END = object()
+_ABORTED = object()
+
+
+async def _pump(stream: AsyncIterator[dict[str, Any]], queue: asyncio.Queue[Any]) -> None:
+    """Move SGLang's stream into ``queue``. Cancelling this task is how a request is
+    aborted: SGLang's ``generate_request`` aborts every (sub-)request it dispatched when
+    its generator is interrupted, including the n > 1 samples whose ids it made up."""
+    try:
+        async for chunk in stream:
+            chunk[IDS_AT_CHUNK] = len(chunk.get("output_ids") or ())
+            queue.put_nowait(chunk)
+        queue.put_nowait(_END)
+    except asyncio.CancelledError:
+        queue.put_nowait(_ABORTED)
+        raise
+    except Exception as exc:
+        queue.put_nowait(exc)
 
 
 def require_gpu() -> None:
@@ -76,7 +217,17 @@ class SGLangEngine(Engine):
     def __init__(self, config: ServerConfig):
         self._config = config
         self._server_args = build_server_args(config)
+        if self._server_args.node_rank >= 1:
+            # sglang.Engine on a worker node runs schedulers only and never returns a
+            # tokenizer: an HTTP server there would never become ready.
+            raise ConfigError(
+                f"--node-rank {self._server_args.node_rank} only runs SGLang schedulers for "
+                "node 0; start it with `sglang serve` and the sglang_argv that --dry-run "
+                "prints (see docs/SCALING.md)"
+            )
         self._engine: Any = None
+        self._incremental = False
+        self._pumps: dict[str, asyncio.Task[None]] = {}
         self.tokenizer: Any = None
 
     async def start(self) -> None:
@@ -85,75 +236,112 @@ class SGLangEngine(Engine):
 
             return sglang.Engine(server_args=self._server_args)
 
+        # In a thread: loading takes minutes and /v1/health/live must answer meanwhile.
         self._engine = await asyncio.to_thread(_start)
-        self.tokenizer = self._engine.tokenizer_manager.tokenizer
+        manager = self._engine.tokenizer_manager
+        self.tokenizer = manager.tokenizer
+        self._incremental = bool(getattr(manager, "incremental_streaming_output", False))
+        self._start_handle_loop(manager)
 
-    async def generate(self, request: EngineRequest) -> AsyncIterator[EngineOutput]:
+    @staticmethod
+    def _start_handle_loop(manager: Any) -> None:
+        """Start SGLang's response loop on our event loop now, not on the first request.
+
+        From the main thread it also installs SGLang's SIGTERM handler, which would take
+        SIGTERM away from uvicorn's graceful shutdown (drain, then ``shutdown``), so ours
+        is put back; SGLang's SIGQUIT handler stays: a crashed scheduler sends SIGQUIT,
+        and killing the process tree then is right."""
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.getsignal(signal.SIGTERM) if in_main else None
+        manager.auto_create_handle_loop()
+        if in_main:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+            # getsignal() is None for a handler not set from Python: the default then.
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+    def _require_engine(self) -> Any:
         if self._engine is None:
             raise EngineError("the sglang engine is not started")
-        stream = await self._engine.async_generate(
-            prompt=request.prompt,
-            input_ids=request.input_ids,
-            sampling_params=request.sampling_params,
-            image_data=request.image_data,
-            video_data=request.video_data,
-            audio_data=request.audio_data,
-            custom_logit_processor=request.custom_logit_processor,
-            return_logprob=request.return_logprob,
-            logprob_start_len=request.logprob_start_len,
-            top_logprobs_num=request.top_logprobs_num,
-            stream=True,
-            rid=request.rid,
-        )
-        sent_text: dict[int, int] = {}
-        sent_ids: dict[int, int] = {}
+        return self._engine
+
+    async def generate(self, request: EngineRequest) -> AsyncIterator[EngineOutput]:
+        engine = self._require_engine()
+        if request.rid in self._pumps:
+            raise InvalidRequestError(f"request id {request.rid!r} is already running")
         try:
-            async for chunk in stream:
-                index = int(chunk.get("index", 0))
-                meta = chunk.get("meta_info", {})
-                text = chunk.get("text", "")
-                ids = chunk.get("output_ids") or []
-                start_text, start_ids = sent_text.get(index, 0), sent_ids.get(index, 0)
-                sent_text[index], sent_ids[index] = len(text), len(ids)
-                yield EngineOutput(
-                    index=index,
-                    text=text[start_text:],
-                    token_ids=list(ids[start_ids:]),
-                    prompt_tokens=int(meta.get("prompt_tokens", 0)),
-                    completion_tokens=int(meta.get("completion_tokens", 0)),
-                    cached_tokens=int(meta.get("cached_tokens", 0)),
-                    finish_reason=_finish_reason(meta),
-                    output_token_logprobs=meta.get("output_token_logprobs"),
-                    input_token_logprobs=meta.get("input_token_logprobs"),
-                )
+            obj = to_generate_req_input(request)
+        except ValueError as exc:
+            raise _client_error(exc) from exc
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        stream = engine.tokenizer_manager.generate_request(obj, None)
+        pump = asyncio.create_task(_pump(stream, queue))
+        self._pumps[request.rid] = pump
+        deltas = StreamDeltas(self._incremental)
+        samples = int(request.sampling_params.get("n", 1) or 1)
+        try:
+            while True:
+                item = await queue.get()
+                if item is _END:
+                    return
+                if item is _ABORTED:
+                    for output in deltas.aborted(samples):
+                        yield output
+                    return
+                if isinstance(item, ValueError):
+                    raise _client_error(item) from item
+                if isinstance(item, Exception):
+                    raise EngineError(f"SGLang failed on request {request.rid}: {item}") from item
+                yield deltas(item)
         finally:
-            with contextlib.suppress(Exception):
-                self._engine.tokenizer_manager.abort_request(rid=request.rid)
+            self._pumps.pop(request.rid, None)
+            if not pump.done():  # the consumer left early: abort in SGLang too
+                pump.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pump
 
     async def abort(self, rid: str) -> None:
-        if self._engine is not None:
-            self._engine.tokenizer_manager.abort_request(rid=rid)
+        pump = self._pumps.get(rid)
+        if pump is not None:
+            pump.cancel()
 
     def model_info(self) -> ModelInfo:
         args = self._server_args
-        hf_config = getattr(self._engine.tokenizer_manager, "model_config", None)
+        model_config = getattr(self._require_engine().tokenizer_manager, "model_config", None)
         return ModelInfo(
             model_path=args.model_path,
-            max_model_len=int(getattr(hf_config, "context_len", 0) or args.context_length or 0),
-            vocab_size=int(getattr(hf_config, "vocab_size", 0) or 0),
+            max_model_len=int(getattr(model_config, "context_len", 0) or args.context_length or 0),
+            vocab_size=int(getattr(model_config, "vocab_size", 0) or 0),
         )
 
     async def health(self) -> bool:
-        return self._engine is not None
+        """Started and not shutting down. (SGLang's own ``is_healthy`` stays False in
+        an in-process Engine: only its HTTP server's health probe flips it to Up.)"""
+        if self._engine is None:
+            return False
+        return not self._engine.tokenizer_manager.gracefully_exit
+
+    @property
+    def num_running_requests(self) -> int:
+        if self._engine is None:
+            return 0
+        return len(self._engine.tokenizer_manager.rid_to_state)
 
     async def flush_cache(self) -> bool:
-        result = await self._engine.tokenizer_manager.flush_cache()
+        result = await self._require_engine().tokenizer_manager.flush_cache()
         return bool(getattr(result, "success", True))
 
     async def shutdown(self) -> None:
-        if self._engine is not None:
-            await asyncio.to_thread(self._engine.shutdown)
-            self._engine = None
+        if self._engine is None:
+            return
+        for pump in list(self._pumps.values()):
+            pump.cancel()
+        engine, self._engine = self._engine, None
+        # SGLang's loop tasks live on our event loop; end them before it closes, so they
+        # do not outlive the scheduler they read from.
+        for task in list(getattr(engine.tokenizer_manager, "asyncio_tasks", ())):
+            task.cancel()
+        # Engine.shutdown stops the scheduler and waits for it to free the GPU.
+        await asyncio.to_thread(engine.shutdown)
 
 
 class SGLangEnginePlugin(EnginePlugin):

@@ -1,0 +1,123 @@
+"""Our Nemotron pieces inside SGLang: the ``sglang.srt.plugins`` entry point.
+
+SGLang runs :func:`register` in every one of its processes (engine, scheduler,
+detokenizer; they are spawned, so patching the parent process would not reach them),
+honouring its ``SGLANG_PLUGINS`` allow-list. It adds our reasoning parser to SGLang's
+``ReasoningParser.DetectorMap`` as ``omni_nemotron_v3``, so SGLang's own endpoints and
+``--reasoning-parser`` can use the exact rule our server applies.
+
+The thinking-budget processor needs no registration: it travels with each request as
+``CustomLogitProcessor.to_str()`` and SGLang imports its class by reference.
+
+This module imports SGLang: only SGLang processes load it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sglang.srt.parser.reasoning_parser import (
+    BaseReasoningFormatDetector,
+    ReasoningParser,
+    StreamingParseResult,
+)
+
+from omni_sglang_nemotron.reasoning import THINK_END, THINK_START, NemotronV3ReasoningParser
+
+logger = logging.getLogger(__name__)
+
+#: Our parser's name in SGLang's registry (``--reasoning-parser omni_nemotron_v3``).
+REASONING_PARSER_KEY = "omni_nemotron_v3"
+
+
+class OmniNemotronV3Detector(BaseReasoningFormatDetector):
+    """SGLang's detector interface backed by :class:`NemotronV3ReasoningParser`.
+
+    The base class supplies what SGLang reads besides the three parse methods (the
+    think tokens, ``get_think_end_token_ids`` for its grammar gating, the
+    ``enable_thinking`` default); parsing itself is ours. Unlike SGLang's ``nemotron_3``,
+    a ``<tool_call>`` written inside the reasoning stays reasoning.
+    """
+
+    # Set by the (untyped) base class; declared so the type checker knows them.
+    _in_reasoning: bool
+    _accumulated_reasoning: str
+
+    def __init__(
+        self,
+        stream_reasoning: bool = True,
+        force_reasoning: bool = False,
+        continue_final_message: bool = False,
+        previous_content: str = "",
+        force_nonempty_content: bool = False,
+    ):
+        super().__init__(
+            THINK_START,
+            THINK_END,
+            force_reasoning=force_reasoning,
+            stream_reasoning=stream_reasoning,
+            continue_final_message=continue_final_message,
+            previous_content=previous_content,
+            reasoning_default="enable_thinking",
+            force_nonempty_content=force_nonempty_content,
+        )
+        # The base class worked out from force_reasoning and a continued message whether
+        # the output starts inside the reasoning.
+        self._starts_in_reasoning = self._in_reasoning
+        self._parser = NemotronV3ReasoningParser(thinking=self._starts_in_reasoning)
+        self._unsent_reasoning = ""  # held back until the end tag when not streaming it
+
+    def detect_and_parse(self, text: str) -> StreamingParseResult:
+        split = NemotronV3ReasoningParser(thinking=self._starts_in_reasoning).parse(text)
+        result = StreamingParseResult(normal_text=split.content, reasoning_text=split.reasoning)
+        return self._maybe_apply_force_nonempty_content(result)
+
+    def parse_streaming_increment(self, new_text: str) -> StreamingParseResult:
+        split = self._parser.feed(new_text)
+        self._in_reasoning = self._parser.in_reasoning
+        reasoning = self._release(split.reasoning)
+        if self._force_nonempty_content:
+            # Kept so that finish() can turn unclosed reasoning into content, as SGLang's.
+            self._accumulated_reasoning = (
+                self._accumulated_reasoning + reasoning if self._in_reasoning else ""
+            )
+        return StreamingParseResult(normal_text=split.content, reasoning_text=reasoning)
+
+    def _release(self, reasoning: str) -> str:
+        """With stream_reasoning off, SGLang expects the reasoning in one piece once it
+        closes; with it on, as it comes."""
+        if self.stream_reasoning:
+            return reasoning
+        self._unsent_reasoning += reasoning
+        if self._in_reasoning:
+            return ""
+        out, self._unsent_reasoning = self._unsent_reasoning, ""
+        return out
+
+    def finish(self) -> StreamingParseResult:
+        split = self._parser.finish()
+        reasoning = self._unsent_reasoning + split.reasoning
+        self._unsent_reasoning = ""
+        if self._in_reasoning and self._force_nonempty_content:
+            content = self._accumulated_reasoning + reasoning
+            self._accumulated_reasoning = ""
+            return StreamingParseResult(normal_text=content)
+        return StreamingParseResult(normal_text=split.content, reasoning_text=reasoning)
+
+
+def register_reasoning_parsers() -> None:
+    ReasoningParser.DetectorMap[REASONING_PARSER_KEY] = OmniNemotronV3Detector
+
+
+def register_tool_parsers() -> None:
+    """Where the Nemotron tool-call parser (qwen3-coder XML) will join SGLang's
+    ``FunctionCallParser.ToolCallParserEnum``, behind an SGLang detector adapter like
+    :class:`OmniNemotronV3Detector`. Nothing is registered yet: SGLang's own
+    ``qwen3_coder`` serves its scheduler meanwhile."""
+
+
+def register() -> None:
+    """The ``sglang.srt.plugins`` entry point (SGLang calls it once per process)."""
+    register_reasoning_parsers()
+    register_tool_parsers()
+    logger.debug("omni-sglang Nemotron plugins registered in SGLang")
