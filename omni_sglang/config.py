@@ -67,7 +67,7 @@ class ServerConfig(BaseModel):
     # -- plugins (names in the entry-point registry; empty disables) --
     reasoning_parser: str | None = "nemotron_v3"
     tool_parser: str | None = "qwen3_coder"
-    modality_processor: str | None = None
+    modality_processor: str | None = "nemotron_omni"
     thinking_budget_processor: str | None = "nemotron_thinking_budget"
 
     # -- reasoning --
@@ -86,6 +86,21 @@ class ServerConfig(BaseModel):
         description="Response fields that carry the reasoning (NIM reads the first)",
     )
 
+    # -- media --
+    media_io_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Server defaults for media_io_kwargs (video fps ...)"
+    )
+    allowed_media_domains: list[str] | None = Field(
+        None, description="Hosts media URLs may use (and their subdomains); unset: any public"
+    )
+    allow_private_media_hosts: bool = Field(
+        False, description="Let media URLs reach private/loopback addresses (SSRF guard off)"
+    )
+    allowed_local_media_path: str | None = Field(
+        None, description="Folder file:// media URLs may read; unset refuses file://"
+    )
+    max_media_items: int = Field(16, gt=0, description="Media items per request")
+
     # -- HTTP --
     host: str = "0.0.0.0"
     port: int = Field(8000, ge=0, le=65535)
@@ -101,7 +116,13 @@ class ServerConfig(BaseModel):
     max_request_bytes: int = Field(64 * 1024 * 1024, gt=0)
     max_stop_sequences: int = Field(16, gt=0)
 
-    @field_validator("served_model_name", "sglang_args", "reasoning_fields", mode="before")
+    @field_validator(
+        "served_model_name",
+        "sglang_args",
+        "reasoning_fields",
+        "allowed_media_domains",
+        mode="before",
+    )
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -121,6 +142,11 @@ class ServerConfig(BaseModel):
     @classmethod
     def _empty_disables(cls, value: Any) -> Any:
         return None if isinstance(value, str) and value.strip().lower() in ("", "none") else value
+
+    @field_validator("media_io_kwargs", mode="before")
+    @classmethod
+    def _json_dict(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
 
     @field_validator("log_level", mode="before")
     @classmethod

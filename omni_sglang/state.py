@@ -11,6 +11,7 @@ from omni_sglang.engines.base import Engine, ModelInfo
 from omni_sglang.errors import EngineError, ModelNotFoundError
 from omni_sglang.plugin_api import (
     LogitProcessorPlugin,
+    ModalityProcessor,
     ModalityProcessorPlugin,
     ReasoningParserPlugin,
     ToolParserPlugin,
@@ -40,6 +41,19 @@ class ServerPlugins:
         )
 
 
+def build_media_loader(config: ServerConfig) -> Any:
+    from omni_sglang.media import FetchPolicy, MediaCache, MediaLimits, MediaLoader
+
+    limits = MediaLimits(max_items_per_request=config.max_media_items)
+    policy = FetchPolicy(
+        limits=limits,
+        allowed_domains=config.allowed_media_domains,
+        allow_private_hosts=config.allow_private_media_hosts,
+        allowed_local_path=config.allowed_local_media_path,
+    )
+    return MediaLoader(policy, MediaCache())
+
+
 @dataclass
 class ServerState:
     config: ServerConfig
@@ -51,6 +65,9 @@ class ServerState:
     #: The budget plugin's processor as SGLang serializes it (``to_str()``); made at
     #: start-up because it imports SGLang (seconds), never on a request's path.
     budget_processor: str | None = None
+    #: The modality processor for this model and the media loader (when configured).
+    modality: ModalityProcessor | None = None
+    media_loader: Any = None
 
     @property
     def tokenizer(self) -> Any:
@@ -65,10 +82,16 @@ class ServerState:
         return self.config.model_names
 
     def prepare_plugins(self) -> None:
-        """Start-up work for the plugins (called off the event loop)."""
+        """Start-up work for the plugins (called off the event loop, engine started)."""
         if self.plugins.thinking_budget is not None:
             cls: Any = self.plugins.thinking_budget.processor_class()
             self.budget_processor = str(cls.to_str())
+        if self.plugins.modality is not None:
+            info = self.model_info
+            # The served context bounds the image token budget (SGLang's rule).
+            hf_config = {**info.extra.get("config", {}), "max_model_len": info.max_model_len}
+            self.modality = self.plugins.modality.create(hf_config, self.tokenizer)
+            self.media_loader = build_media_loader(self.config)
 
     def budget_processor_string(self) -> str:
         if self.budget_processor is None:

@@ -33,47 +33,53 @@ def chat(**fields: Any) -> ChatCompletionRequest:
     return ChatCompletionRequest.model_validate({**body, **fields})
 
 
-def test_model_card_sampling_defaults_per_mode(state: ServerState) -> None:
-    on = prepare_chat(chat(), state).request.sampling_params
+async def test_model_card_sampling_defaults_per_mode(state: ServerState) -> None:
+    on = (await prepare_chat(chat(), state)).request.sampling_params
     assert (on["temperature"], on["top_p"]) == (0.6, 0.95)
-    off = prepare_chat(
-        chat(chat_template_kwargs={"enable_thinking": False}), state
+    off = (
+        await prepare_chat(chat(chat_template_kwargs={"enable_thinking": False}), state)
     ).request.sampling_params
     assert (off["temperature"], off["top_k"]) == (0.2, 1)
-    explicit = prepare_chat(chat(temperature=1.0), state).request.sampling_params
+    explicit = (await prepare_chat(chat(temperature=1.0), state)).request.sampling_params
     assert explicit["temperature"] == 1.0 and explicit["top_p"] == 0.95
 
 
-def test_history_reasoning_reaches_the_template(state: ServerState) -> None:
+async def test_history_reasoning_reaches_the_template(state: ServerState) -> None:
     msgs = [
         {"role": "user", "content": "Hi"},
         {"role": "assistant", "content": "Hello!", "reasoning_content": "Be polite."},
         {"role": "user", "content": "Again"},
     ]
-    truncated = prepare_chat(chat(messages=msgs), state).prompt
+    truncated = (await prepare_chat(chat(messages=msgs), state)).prompt
     assert "Be polite." not in truncated  # the template drops old reasoning by default
-    kept = prepare_chat(
-        chat(messages=msgs, chat_template_kwargs={"truncate_history_thinking": False}), state
+    kept = (
+        await prepare_chat(
+            chat(messages=msgs, chat_template_kwargs={"truncate_history_thinking": False}), state
+        )
     ).prompt
     assert "<think>\nBe polite.\n</think>\nHello!" in kept
-    last = prepare_chat(
-        chat(messages=msgs[:2], add_generation_prompt=False, continue_final_message=True), state
+    last = (
+        await prepare_chat(
+            chat(messages=msgs[:2], add_generation_prompt=False, continue_final_message=True), state
+        )
     ).prompt
     assert "<think>\nBe polite.\n</think>\nHello!" in last
 
 
-def test_budget_attaches_the_processor(state: ServerState) -> None:
-    req = prepare_chat(chat(thinking_token_budget=12), state).request
+async def test_budget_attaches_the_processor(state: ServerState) -> None:
+    req = (await prepare_chat(chat(thinking_token_budget=12), state)).request
     assert req.custom_logit_processor == state.budget_processor
     assert req.sampling_params["custom_params"]["thinking_budget"] == 12
-    off = prepare_chat(
-        chat(thinking_token_budget=12, chat_template_kwargs={"enable_thinking": False}), state
+    off = (
+        await prepare_chat(
+            chat(thinking_token_budget=12, chat_template_kwargs={"enable_thinking": False}), state
+        )
     ).request
     assert off.custom_logit_processor is None  # nothing to cap
 
 
-def test_budget_conflicts(state: ServerState) -> None:
+async def test_budget_conflicts(state: ServerState) -> None:
     with pytest.raises(InvalidRequestError, match="conflicting"):
-        prepare_chat(chat(thinking_token_budget=3, nvext={"max_thinking_tokens": 4}), state)
+        (await prepare_chat(chat(thinking_token_budget=3, nvext={"max_thinking_tokens": 4}), state))
     with pytest.raises(InvalidRequestError, match="cannot be combined"):
-        prepare_chat(chat(thinking_token_budget=3, custom_logit_processor="x"), state)
+        (await prepare_chat(chat(thinking_token_budget=3, custom_logit_processor="x"), state))

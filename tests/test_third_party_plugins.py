@@ -22,6 +22,10 @@ def echo_server(server_factory) -> Server:  # type: ignore[no-untyped-def]
         "brackets",
         "--tool-parser",
         "call_lines",
+        "--modality-processor",
+        "",  # the Nemotron media processor needs the Nemotron tokenizer
+        "--thinking-budget-processor",
+        "",
         "--no-warmup",
     )
 

@@ -6,12 +6,14 @@ says what is allowed; nothing that changes the answer is dropped silently.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from omni_sglang.adapter.chat_template import render_chat_prompt
 from omni_sglang.adapter.constraints import apply_constraints
+from omni_sglang.adapter.media import load_media, media_parts
 from omni_sglang.adapter.sampling import custom_processor, resolve_max_new_tokens, sampling_params
 from omni_sglang.engines.base import EngineRequest
 from omni_sglang.errors import InvalidRequestError, UnsupportedFieldError
@@ -24,6 +26,9 @@ class PreparedChat:
     request: EngineRequest
     prompt: str
     prompt_tokens: int
+    #: Things the client should know that did not stop the request (a video without
+    #: sound asked for its audio, ...): sent as ``Warning`` headers and logged.
+    warnings: list[str] = field(default_factory=list)
 
 
 def _refuse_unimplemented(req: ChatCompletionRequest, state: ServerState) -> None:
@@ -43,11 +48,7 @@ def _refuse_unimplemented(req: ChatCompletionRequest, state: ServerState) -> Non
             "calls could not be returned; send tool_choice 'none' or configure one",
             "tools",
         )
-    has_media = any(
-        isinstance(m.content, list) and any(p.type != "text" for p in m.content)
-        for m in req.messages
-    )
-    if has_media and state.plugins.modality is None:
+    if media_parts(req) and state.plugins.modality is None:
         raise UnsupportedFieldError(
             "this server has no modality processor configured (--modality-processor), "
             "so it accepts text parts only",
@@ -127,14 +128,49 @@ def _attach_thinking_budget(
     }
 
 
-def prepare_chat(req: ChatCompletionRequest, state: ServerState) -> PreparedChat:
+async def _media_prompt(
+    req: ChatCompletionRequest, state: ServerState, prompt: str, request: EngineRequest
+) -> list[str]:
+    """Load the request's media; fill the engine request's ids and media fields."""
+    media = await load_media(req, state)
+    if media is None:
+        request.input_ids = state.tokenizer(prompt, add_special_tokens=False).input_ids
+        return []
+    if state.engine.expands_media:
+        # SGLang's own processor expands the placeholders (with our plugin registered in
+        # its processes); computing features here too would double the work.
+        request.prompt = prompt
+        by_kind: dict[str, list[Any]] = {"image": [], "video": [], "audio": []}
+        for item in media.items:
+            by_kind[item.modality].append(item.data)
+        request.image_data = by_kind["image"] or None
+        request.video_data = by_kind["video"] or None
+        request.audio_data = by_kind["audio"] or None
+        request.prompt_tokens_hint = len(
+            state.tokenizer(prompt, add_special_tokens=False).input_ids
+        )
+        return media.warnings
+    assert state.modality is not None
+    try:
+        processed = await asyncio.to_thread(state.modality.process, prompt, media.items)
+    except ValueError as exc:
+        raise InvalidRequestError(f"the media could not be placed in the prompt: {exc}") from exc
+    request.input_ids = processed.input_ids
+    request.mm_items = processed.items
+    return media.warnings
+
+
+async def prepare_chat(req: ChatCompletionRequest, state: ServerState) -> PreparedChat:
     state.check_model(req.model)
     _refuse_unimplemented(req, state)
     prompt = render_chat_prompt(state.tokenizer, req)
-    input_ids = state.tokenizer(prompt, add_special_tokens=False).input_ids
+    engine_request = EngineRequest(rid=f"chatcmpl-{uuid.uuid4().hex}", stream=req.stream)
+    warnings = await _media_prompt(req, state, prompt, engine_request)
+    input_ids = engine_request.input_ids or []
+    prompt_len = engine_request.prompt_tokens_hint or len(input_ids)
     info = state.model_info
     requested = req.max_completion_tokens or req.max_tokens
-    max_new = resolve_max_new_tokens(requested, len(input_ids), info.max_model_len)
+    max_new = resolve_max_new_tokens(requested, prompt_len, info.max_model_len)
     defaults = {}
     if state.config.model_sampling_defaults and state.plugins.reasoning is not None:
         defaults = state.plugins.reasoning.sampling_defaults(prompt)
@@ -145,13 +181,10 @@ def prepare_chat(req: ChatCompletionRequest, state: ServerState) -> PreparedChat
         max_stops=state.config.max_stop_sequences,
         defaults=defaults,
     )
-    engine_request = EngineRequest(
-        rid=f"chatcmpl-{uuid.uuid4().hex}",
-        input_ids=input_ids,
-        sampling_params=params,
-        custom_logit_processor=custom_processor(req, state.config.enable_custom_logit_processor),
-        stream=req.stream,
+    engine_request.sampling_params = params
+    engine_request.custom_logit_processor = custom_processor(
+        req, state.config.enable_custom_logit_processor
     )
     apply_constraints(req, state, prompt, engine_request)
     _attach_thinking_budget(req, state, prompt, max_new, engine_request)
-    return PreparedChat(engine_request, prompt, len(input_ids))
+    return PreparedChat(engine_request, prompt, prompt_len, warnings)

@@ -57,6 +57,8 @@ async def start_engine(state: ServerState) -> None:
     logger.info("model loaded in %.1f s", time.monotonic() - started)
     started = time.monotonic()
     await asyncio.to_thread(state.prepare_plugins)
+    if state.media_loader is not None:
+        await state.media_loader.warmup()  # the first video decode imports codecs (seconds)
     logger.info("plugins prepared in %.1f s", time.monotonic() - started)
     if state.config.warmup:
         await _warm_up(state)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -19,9 +21,11 @@ from omni_sglang.output.completions import (
     completion_response,
     merge,
 )
+from omni_sglang.output.usage import media_token_counts
 from omni_sglang.protocol.openai import ChatCompletionRequest, CompletionRequest
 from omni_sglang.state import ServerState
 
+logger = logging.getLogger(__name__)
 router = APIRouter()
 
 
@@ -42,7 +46,7 @@ def _reasoning_fields(state: ServerState) -> tuple[str, ...]:
 async def chat_completions(request: Request) -> Response:
     state = server_state(request)
     req = await read_json(request, ChatCompletionRequest, state.config.max_request_bytes)
-    prepared = prepare_chat(req, state)
+    prepared = await prepare_chat(req, state)
     plugins = state.plugins
 
     def make_stream() -> ChoiceStream:
@@ -55,12 +59,18 @@ async def chat_completions(request: Request) -> Response:
         return ChoiceStream(reasoning, tools)
 
     asm = ChatAssembler(
-        prepared.request.rid, req.model, req.n, make_stream, _reasoning_fields(state)
+        prepared.request.rid,
+        req.model,
+        req.n,
+        make_stream,
+        _reasoning_fields(state),
+        media_token_counts(prepared.request.mm_items),
     )
     outputs = await primed(state.engine.generate(prepared.request))
+    headers = warning_headers(prepared.warnings)
     if req.stream:
         options = req.stream_options
-        return sse_response(
+        response: Response = sse_response(
             chat_chunks(
                 asm,
                 outputs,
@@ -68,8 +78,20 @@ async def chat_completions(request: Request) -> Response:
                 continuous_usage=bool(options and options.continuous_usage_stats),
             )
         )
-    body = await unless_disconnected(request, chat_response(asm, outputs))
-    return json_response(body)
+    else:
+        response = json_response(await unless_disconnected(request, chat_response(asm, outputs)))
+    response.headers.update(headers)
+    return response
+
+
+def warning_headers(warnings: list[str]) -> dict[str, str]:
+    """RFC 7234 ``Warning`` (code 199: miscellaneous), one value per warning."""
+    for text in warnings:
+        logger.warning("request warning: %s", text)
+    if not warnings:
+        return {}
+    quoted = ", ".join('199 omni-sglang "' + w.replace('"', "'") + '"' for w in warnings)
+    return {"Warning": quoted}
 
 
 @router.post("/v1/completions", openapi_extra=body_schema(CompletionRequest))

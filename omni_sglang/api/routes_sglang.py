@@ -205,6 +205,7 @@ async def server_info(request: Request) -> Response:
             "version": __version__,
             "ready": state.ready,
             "num_running_requests": state.engine.num_running_requests,
+            "media_cache": state.media_loader.cache.stats() if state.media_loader else None,
         }
     )
 

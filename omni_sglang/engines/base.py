@@ -36,6 +36,11 @@ class EngineRequest:
     top_logprobs_num: int = 0
     return_text_in_logprobs: bool = False
     stream: bool = True
+    #: Media already expanded by our modality processor (engines that do not expand
+    #: media themselves): features and placeholder positions per item.
+    mm_items: list[Any] | None = None
+    #: Prompt length as our processor counts it, where ``input_ids`` is not sent.
+    prompt_tokens_hint: int | None = None
 
 
 @dataclass
@@ -91,6 +96,10 @@ class Engine(ABC):
 
     #: The tokenizer requests are built with (a transformers tokenizer).
     tokenizer: Any
+    #: True when the engine runs the model's own media processor (SGLang): it then takes
+    #: decoded media in image_data / video_data / audio_data and the prompt with
+    #: placeholders. False: it takes our modality processor's ``input_ids`` + ``mm_items``.
+    expands_media: bool = False
 
     @abstractmethod
     async def start(self) -> None:

@@ -46,8 +46,10 @@ class ChatAssembler:
         n: int,
         make_stream: Callable[[], ChoiceStream],
         reasoning_fields: tuple[str, ...],
+        media_tokens: dict[str, int] | None = None,
     ):
         self.rid = rid
+        self.media_tokens = media_tokens
         self.model = model
         self.created = int(time.time())
         self.streams = [make_stream() for _ in range(n)]
@@ -84,6 +86,7 @@ class ChatAssembler:
             sum(s.completion_tokens for s in self.streams),
             sum(s.reasoning_tokens for s in self.streams),
             self.cached_tokens,
+            self.media_tokens,
         )
 
     def finish_reason(self, index: int) -> str:

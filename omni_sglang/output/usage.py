@@ -8,15 +8,31 @@ from omni_sglang.engines.base import FinishReason
 
 
 def usage_dict(
-    prompt_tokens: int, completion_tokens: int, reasoning_tokens: int = 0, cached_tokens: int = 0
+    prompt_tokens: int,
+    completion_tokens: int,
+    reasoning_tokens: int = 0,
+    cached_tokens: int = 0,
+    media_tokens: dict[str, int] | None = None,
 ) -> dict[str, Any]:
+    """OpenAI's usage; ``prompt_tokens_details`` also counts the prompt's media tokens
+    (``image_tokens``, ``video_tokens``, ``audio_tokens``, as OpenAI's ``audio_tokens``)."""
+    details: dict[str, int] = {"cached_tokens": cached_tokens}
+    details.update({f"{kind}_tokens": n for kind, n in (media_tokens or {}).items()})
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": cached_tokens},
+        "prompt_tokens_details": details,
         "completion_tokens_details": {"reasoning_tokens": reasoning_tokens},
     }
+
+
+def media_token_counts(items: list[Any] | None) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in items or []:
+        positions = item.options.get("positions") or []
+        counts[item.modality] = counts.get(item.modality, 0) + len(positions)
+    return counts
 
 
 def finish_reason_name(reason: FinishReason | None, made_tool_calls: bool = False) -> str:

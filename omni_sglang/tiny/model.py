@@ -21,7 +21,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 #: Bump when the architecture, corpus or template changes: a new cache folder follows.
-TINY_MODEL_VERSION = "1"
+TINY_MODEL_VERSION = "2"  # 2: media keys + mm_encoders.safetensors
 TINY_MAX_MODEL_LEN = 16384
 
 TINY_ARCH: dict[str, Any] = {
@@ -109,3 +109,7 @@ def build_tiny_model(out_dir: Path, seed: int = 0) -> None:
     GenerationConfig(eos_token_id=eos_id, pad_token_id=tokenizer.pad_token_id).save_pretrained(
         str(out_dir)
     )
+    # Media: the checkpoint's vision/sound keys (tiny values) and tiny linear encoders.
+    from omni_sglang.tiny.encoders import save_tiny_encoders
+
+    save_tiny_encoders(out_dir, hidden_size=TINY_ARCH["hidden_size"], seed=seed)

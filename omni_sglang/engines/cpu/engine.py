@@ -25,6 +25,7 @@ from omni_sglang.engines.base import Engine, EngineOutput, EngineRequest, Finish
 from omni_sglang.engines.cpu.batching import batched_decode
 from omni_sglang.engines.cpu.grammar import REASONING_END_KEY, GrammarCompiler
 from omni_sglang.engines.cpu.logprobs import prompt_logprobs, top_entries
+from omni_sglang.engines.cpu.multimodal import prefill_embeddings
 from omni_sglang.engines.cpu.sampling import SamplingConfig
 from omni_sglang.engines.cpu.sequence import RequestState, Sequence
 from omni_sglang.errors import ContextLengthExceededError, EngineError, InvalidRequestError
@@ -67,6 +68,7 @@ class CpuEngine(Engine):
         self._worker: threading.Thread | None = None
         self._worker_error: BaseException | None = None
         self._grammars: GrammarCompiler | None = None
+        self._encoders: Any = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -104,8 +106,14 @@ class CpuEngine(Engine):
             model_path=self._model_path,
             max_model_len=int(max_len),
             vocab_size=int(config.vocab_size),
-            extra={"architectures": list(getattr(config, "architectures", None) or [])},
+            extra={
+                "architectures": list(getattr(config, "architectures", None) or []),
+                "config": config.to_dict(),
+            },
         )
+        from omni_sglang.tiny.encoders import load_encoders
+
+        self._encoders = load_encoders(self._model_path)
 
     async def shutdown(self) -> None:
         self._stopping = True
@@ -160,7 +168,11 @@ class CpuEngine(Engine):
             raise EngineError("the CPU engine is not running")
         config = SamplingConfig.from_sglang(request.sampling_params)
         if request.image_data or request.video_data or request.audio_data:
-            raise InvalidRequestError("this CPU engine model takes text only")
+            raise InvalidRequestError(
+                "the CPU engine takes media pre-processed (mm_items), not raw media data"
+            )
+        if request.mm_items and not self._encoders:
+            raise InvalidRequestError("this model has no media encoders; it takes text only")
         if request.input_ids is not None:
             prompt_ids = list(request.input_ids)
         elif request.prompt is not None:
@@ -201,6 +213,7 @@ class CpuEngine(Engine):
             else request.logprob_start_len,
             return_text_in_logprobs=request.return_text_in_logprobs,
             make_grammar=await self._grammar_factory(config),
+            mm_items=list(request.mm_items or []),
         )
 
     async def _grammar_factory(self, config: SamplingConfig) -> Any:
@@ -304,13 +317,17 @@ class CpuEngine(Engine):
 
         (seq,) = seqs
         seq.cache = DynamicCache(config=self._model.config)
-        ids = torch.tensor([seq.origin_input_ids], dtype=torch.long)
         wants = self._wants_prompt_logprobs(seq)
+        inputs: dict[str, Any]
+        if seq.request.mm_items:  # media: encoder outputs at the placeholder positions
+            embeds = prefill_embeddings(
+                self._model, seq.origin_input_ids, seq.request.mm_items, self._encoders
+            )
+            inputs = {"inputs_embeds": embeds}
+        else:
+            inputs = {"input_ids": torch.tensor([seq.origin_input_ids], dtype=torch.long)}
         out = self._model(
-            input_ids=ids,
-            past_key_values=seq.cache,
-            use_cache=True,
-            logits_to_keep=0 if wants else 1,
+            **inputs, past_key_values=seq.cache, use_cache=True, logits_to_keep=0 if wants else 1
         )
         if wants:
             state = seq.request

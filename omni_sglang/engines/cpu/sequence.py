@@ -30,6 +30,8 @@ class RequestState:
     top_logprobs_num: int = 0
     logprob_start_len: int = -1
     return_text_in_logprobs: bool = False
+    #: Pre-processed media (features + placeholder positions), used at prefill.
+    mm_items: list[Any] = field(default_factory=list)
     aborted: threading.Event = field(default_factory=threading.Event)
 
     def deliver(self, item: EngineOutput | BaseException) -> None:

@@ -7,6 +7,8 @@ from typing import Any
 
 from omni_sglang.plugin_api import (
     LogitProcessorPlugin,
+    ModalityProcessor,
+    ModalityProcessorPlugin,
     ReasoningParser,
     ReasoningParserPlugin,
     ToolParser,
@@ -105,3 +107,17 @@ class NemotronThinkingBudgetPlugin(LogitProcessorPlugin):
         if budget is None:
             return None
         return {"thinking_budget": budget, "grace": grace, **ids}
+
+
+class NemotronOmniPlugin(ModalityProcessorPlugin):
+    description = (
+        "Nemotron 3 Nano Omni media: dynamic-resolution images, 2-frame video tubelets "
+        "with EVS, Parakeet audio (12.5 tokens/s)"
+    )
+
+    def create(self, model_config: Mapping[str, Any], tokenizer: Any) -> ModalityProcessor:
+        """``model_config``: the checkpoint's config.json mapping, plus ``max_model_len``
+        (the served context length, SGLang's image token budget; 8192 if absent)."""
+        from omni_sglang_nemotron.modality import NemotronOmniProcessor
+
+        return NemotronOmniProcessor.from_config(model_config, tokenizer)
