@@ -111,6 +111,23 @@ class ServerConfig(BaseModel):
         False, description="Accept clients' serialized logits processors (runs their code)"
     )
 
+    # -- load, time limits, shutdown --
+    max_concurrent_requests: int = Field(
+        256, gt=0, description="Requests in flight before new ones get 503 + Retry-After"
+    )
+    request_timeout_seconds: float | None = Field(
+        None, gt=0, description="Abort a request running longer than this (504); unset: none"
+    )
+    drain_notice_seconds: float = Field(
+        2.0, ge=0, description="On SIGTERM: readiness 503 this long before closing the socket"
+    )
+    drain_timeout_seconds: float = Field(
+        30.0, ge=0, description="On SIGTERM: time in-flight requests get to finish"
+    )
+    cors_allow_origins: list[str] = Field(
+        default_factory=list, description="CORS origins to allow; empty: CORS off"
+    )
+
     # -- request limits --
     max_n: int = Field(16, gt=0, description="Largest 'n' a request may ask for")
     max_request_bytes: int = Field(64 * 1024 * 1024, gt=0)
@@ -121,6 +138,7 @@ class ServerConfig(BaseModel):
         "sglang_args",
         "reasoning_fields",
         "allowed_media_domains",
+        "cors_allow_origins",
         mode="before",
     )
     @classmethod

@@ -94,3 +94,11 @@ class ClientClosedRequestError(ClientError):
 
     status_code = 499
     code = "client_closed_request"
+
+
+class RequestTimeoutError(OmniError):
+    """The request ran past the server's per-request time limit and was aborted."""
+
+    status_code = 504
+    error_type = "timeout"
+    code = "request_timeout"

@@ -73,6 +73,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--media-io-kwargs", help='server default, e.g. \'{"video": {"fps": 2, "num_frames": -1}}\''
     )
+    p.add_argument("--max-concurrent-requests", type=int, help="in flight before 503 (256)")
+    p.add_argument(
+        "--request-timeout",
+        dest="request_timeout_seconds",
+        type=float,
+        help="abort requests running longer than this many seconds (504)",
+    )
+    p.add_argument(
+        "--drain-timeout",
+        dest="drain_timeout_seconds",
+        type=float,
+        help="seconds in-flight requests get after SIGTERM (30)",
+    )
+    p.add_argument(
+        "--drain-notice",
+        dest="drain_notice_seconds",
+        type=float,
+        help="seconds readiness is 503 before the socket closes on SIGTERM (2)",
+    )
+    p.add_argument("--cors-allow-origins", help="comma-separated origins; default: CORS off")
     p.add_argument("--no-warmup", dest="warmup", action="store_const", const=False)
     p.add_argument("--list-plugins", action="store_true", help="list installed plugins and exit")
     p.add_argument(
@@ -117,6 +137,11 @@ def config_from_cli(args: argparse.Namespace, passthrough: list[str]) -> ServerC
             "allow_private_media_hosts",
             "allowed_local_media_path",
             "media_io_kwargs",
+            "max_concurrent_requests",
+            "request_timeout_seconds",
+            "drain_timeout_seconds",
+            "drain_notice_seconds",
+            "cors_allow_origins",
         )
     }
     config = load_config(cli, config_file=args.config)
@@ -186,6 +211,7 @@ def run(config: ServerConfig) -> int:
     import uvicorn
 
     from omni_sglang.api.app import create_app
+    from omni_sglang.api.lifecycle import DrainingServer
     from omni_sglang.state import ServerPlugins, ServerState
 
     assert config.engine is not None
@@ -203,14 +229,15 @@ def run(config: ServerConfig) -> int:
             server.should_exit = True
 
     app = create_app(state, on_fatal=on_fatal)
-    server = uvicorn.Server(
+    server = DrainingServer(
         uvicorn.Config(
             app,
             host=config.host,
             port=config.port,
             log_level=config.log_level,
-            timeout_graceful_shutdown=30,
-        )
+            timeout_graceful_shutdown=int(config.drain_timeout_seconds),
+        ),
+        state,
     )
     server.run()
     if failure:

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from omni_sglang.admission import Admission
 from omni_sglang.config import ServerConfig
 from omni_sglang.engines.base import Engine, ModelInfo
 from omni_sglang.errors import EngineError, ModelNotFoundError
@@ -68,6 +69,18 @@ class ServerState:
     #: The modality processor for this model and the media loader (when configured).
     modality: ModalityProcessor | None = None
     media_loader: Any = None
+    admission: Admission = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.admission = Admission(
+            self.config.max_concurrent_requests, self.config.request_timeout_seconds
+        )
+
+    def start_draining(self) -> None:
+        """SIGTERM: readiness turns 503 and new work is refused; in-flight work goes on."""
+        self.draining = True
+        self.ready = False
+        self.admission.draining = True
 
     @property
     def tokenizer(self) -> Any:

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 
 from omni_sglang import __version__
 from omni_sglang.api import routes_nim, routes_openai, routes_sglang
@@ -83,13 +84,19 @@ def create_app(
         try:
             yield
         finally:
-            state.ready = False
-            state.draining = True
+            state.start_draining()
             loader.cancel()
             await state.engine.shutdown()
 
     app = FastAPI(title="omni-sglang", version=__version__, lifespan=lifespan)
     app.state.omni = state
+    if state.config.cors_allow_origins:  # off unless configured: browsers get no access
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=state.config.cors_allow_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
     install_error_handlers(app)
     app.include_router(routes_nim.health_router)
     app.include_router(routes_sglang.health_router)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -10,8 +11,10 @@ from fastapi.responses import Response
 from omni_sglang.adapter.chat import prepare_chat
 from omni_sglang.adapter.completions import prepare_completion
 from omni_sglang.adapter.constraints import tool_dicts
+from omni_sglang.admission import Ticket
 from omni_sglang.api.io import json_response, primed, read_json, sse_response, unless_disconnected
 from omni_sglang.api.openapi import body_schema
+from omni_sglang.engines.base import EngineOutput, EngineRequest
 from omni_sglang.errors import ServiceUnavailableError
 from omni_sglang.output.chat import ChatAssembler, chat_chunks, chat_response
 from omni_sglang.output.choice import ChoiceStream
@@ -42,9 +45,40 @@ def _reasoning_fields(state: ServerState) -> tuple[str, ...]:
     return tuple(state.config.reasoning_fields)
 
 
+async def admitted(
+    request: Request, handler: Callable[[Request, ServerState, Ticket], Awaitable[Response]]
+) -> Response:
+    """Run a generation route under admission control (capacity, time limit, draining)."""
+    state = server_state(request)
+    ticket = state.admission.admit()
+    try:
+        return await handler(request, state, ticket)
+    except BaseException:
+        ticket.release()
+        raise
+
+
+async def open_streams(
+    state: ServerState, requests: list[EngineRequest], ticket: Ticket
+) -> AsyncIterator[tuple[int, EngineOutput]]:
+    """Start every request (errors surface now, as 4xx) and interleave their outputs."""
+    streams = []
+    try:
+        for engine_request in requests:
+            streams.append(await primed(state.engine.generate(engine_request)))
+    except BaseException:
+        for stream in streams:
+            await stream.aclose()  # type: ignore[attr-defined]
+        raise
+    return ticket.guard(merge(streams))
+
+
 @router.post("/v1/chat/completions", openapi_extra=body_schema(ChatCompletionRequest))
 async def chat_completions(request: Request) -> Response:
-    state = server_state(request)
+    return await admitted(request, _chat_completions)
+
+
+async def _chat_completions(request: Request, state: ServerState, ticket: Ticket) -> Response:
     req = await read_json(request, ChatCompletionRequest, state.config.max_request_bytes)
     prepared = await prepare_chat(req, state)
     plugins = state.plugins
@@ -66,7 +100,7 @@ async def chat_completions(request: Request) -> Response:
         _reasoning_fields(state),
         media_token_counts(prepared.request.mm_items),
     )
-    outputs = await primed(state.engine.generate(prepared.request))
+    outputs = ticket.guard(await primed(state.engine.generate(prepared.request)))
     headers = warning_headers(prepared.warnings)
     if req.stream:
         options = req.stream_options
@@ -80,6 +114,7 @@ async def chat_completions(request: Request) -> Response:
         )
     else:
         response = json_response(await unless_disconnected(request, chat_response(asm, outputs)))
+        ticket.release()
     response.headers.update(headers)
     return response
 
@@ -96,22 +131,19 @@ def warning_headers(warnings: list[str]) -> dict[str, str]:
 
 @router.post("/v1/completions", openapi_extra=body_schema(CompletionRequest))
 async def completions(request: Request) -> Response:
-    state = server_state(request)
+    return await admitted(request, _completions)
+
+
+async def _completions(request: Request, state: ServerState, ticket: Ticket) -> Response:
     req = await read_json(request, CompletionRequest, state.config.max_request_bytes)
     prepared = prepare_completion(req, state)
-    streams = []
-    try:
-        for engine_request in prepared.requests:
-            streams.append(await primed(state.engine.generate(engine_request)))
-    except BaseException:
-        for stream in streams:
-            await stream.aclose()  # type: ignore[attr-defined]
-        raise
+    outputs = await open_streams(state, prepared.requests, ticket)
     asm = CompletionAssembler(
         prepared.requests[0].rid.rsplit("-", 1)[0], req.model, req.n, prepared.prompt_texts
     )
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        return sse_response(completion_chunks(asm, merge(streams), include_usage))
-    body = await unless_disconnected(request, completion_response(asm, merge(streams)))
+        return sse_response(completion_chunks(asm, outputs, include_usage))
+    body = await unless_disconnected(request, completion_response(asm, outputs))
+    ticket.release()
     return json_response(body)

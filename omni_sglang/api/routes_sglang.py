@@ -13,12 +13,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from omni_sglang import __version__
-from omni_sglang.api.io import json_response, primed, read_json, sse_response, unless_disconnected
+from omni_sglang.admission import Ticket
+from omni_sglang.api.io import json_response, read_json, sse_response, unless_disconnected
 from omni_sglang.api.openapi import body_schema
-from omni_sglang.api.routes_openai import server_state
+from omni_sglang.api.routes_openai import admitted, open_streams, server_state
 from omni_sglang.engines.base import EngineOutput, EngineRequest
 from omni_sglang.errors import InvalidRequestError, ServiceUnavailableError, UnsupportedFieldError
-from omni_sglang.output.completions import merge
 from omni_sglang.protocol.sglang import GenerateRequest
 from omni_sglang.state import ServerState
 
@@ -139,20 +139,17 @@ async def _collect(
 
 @router.post("/generate", openapi_extra=body_schema(GenerateRequest))
 async def generate(request: Request) -> Response:
-    state = server_state(request)
+    return await admitted(request, _generate)
+
+
+async def _generate(request: Request, state: ServerState, ticket: Ticket) -> Response:
     req = await read_json(request, GenerateRequest, state.config.max_request_bytes)
     requests = _engine_requests(req, state)
-    streams = []
-    try:
-        for engine_request in requests:
-            streams.append(await primed(state.engine.generate(engine_request)))
-    except BaseException:
-        for stream in streams:
-            await stream.aclose()  # type: ignore[attr-defined]
-        raise
+    outputs = await open_streams(state, requests, ticket)
     if req.stream:
-        return sse_response(_stream_events(requests, merge(streams)))
-    results = await unless_disconnected(request, _collect(requests, merge(streams)))
+        return sse_response(_stream_events(requests, outputs))
+    results = await unless_disconnected(request, _collect(requests, outputs))
+    ticket.release()
     bodies = [r.body(i) for i, r in enumerate(results)]
     return json_response(bodies if req.is_batch or len(bodies) > 1 else bodies[0])  # type: ignore[arg-type]
 
