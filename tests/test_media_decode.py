@@ -22,7 +22,6 @@ from omni_sglang.media.decode import (
 from omni_sglang.media.errors import MediaError, MediaLimitError
 from omni_sglang.media.limits import MediaLimits
 
-pytestmark = pytest.mark.skipif(not synth.have_ffmpeg(), reason="needs the ffmpeg command")
 LIMITS = MediaLimits()
 
 

@@ -25,8 +25,6 @@ from omni_sglang.media import (
 )
 from omni_sglang.media.testserver import MediaServer
 
-pytestmark = pytest.mark.skipif(not synth.have_ffmpeg(), reason="needs the ffmpeg command")
-
 # name -> (modality, MIME type, make bytes)
 SAMPLES = {
     "a.jpg": ("image", "image/jpeg", lambda: synth.image_bytes("JPEG", (64, 48))),

@@ -10,8 +10,6 @@ from omni_sglang.media import synth
 from omni_sglang.media.errors import MediaError
 from omni_sglang.media.sniff import MediaFormat, check_declared_mime, check_modality, sniff
 
-needs_ffmpeg = pytest.mark.skipif(not synth.have_ffmpeg(), reason="needs the ffmpeg command")
-
 
 @functools.cache
 def sample(name: str) -> bytes:
@@ -39,7 +37,6 @@ def test_sniff_generated_by_python(name, expected):
     assert sniff(sample(name)) == MediaFormat(*expected)
 
 
-@needs_ffmpeg
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
