@@ -41,6 +41,7 @@ class Ticket:
     def __init__(self, admission: Admission):
         self._admission = admission
         self._held = True
+        self.started = time.monotonic()
         self._deadline = time.monotonic() + admission.timeout_s if admission.timeout_s else None
 
     def release(self) -> None:

@@ -7,6 +7,7 @@ says what is allowed; nothing that changes the answer is dropped silently.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from omni_sglang.adapter.media import load_media, media_parts
 from omni_sglang.adapter.sampling import custom_processor, resolve_max_new_tokens, sampling_params
 from omni_sglang.engines.base import EngineRequest
 from omni_sglang.errors import InvalidRequestError, UnsupportedFieldError
+from omni_sglang.metrics import MEDIA_PREP
 from omni_sglang.protocol.openai import ChatCompletionRequest
 from omni_sglang.state import ServerState
 
@@ -132,6 +134,17 @@ async def _media_prompt(
     req: ChatCompletionRequest, state: ServerState, prompt: str, request: EngineRequest
 ) -> list[str]:
     """Load the request's media; fill the engine request's ids and media fields."""
+    started = time.monotonic()
+    try:
+        return await _load_and_expand(req, state, prompt, request)
+    finally:
+        if request.mm_items or request.image_data or request.video_data or request.audio_data:
+            MEDIA_PREP.observe(time.monotonic() - started)
+
+
+async def _load_and_expand(
+    req: ChatCompletionRequest, state: ServerState, prompt: str, request: EngineRequest
+) -> list[str]:
     media = await load_media(req, state)
     if media is None:
         request.input_ids = state.tokenizer(prompt, add_special_tokens=False).input_ids

@@ -14,11 +14,12 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 
-from omni_sglang import __version__
+from omni_sglang import __version__, metrics
 from omni_sglang.api import routes_nim, routes_openai, routes_sglang
 from omni_sglang.api.errors import install_error_handlers
 from omni_sglang.api.openapi import install_openapi
@@ -98,6 +99,16 @@ def create_app(
             allow_headers=["Authorization", "Content-Type"],
         )
     install_error_handlers(app)
+    metrics.bind_gauges(lambda: state.admission.active, lambda: state.engine.num_running_requests)
+
+    @app.middleware("http")
+    async def count_requests(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.REQUESTS.labels(path, str(response.status_code)).inc()
+        return response
+
     app.include_router(routes_nim.health_router)
     app.include_router(routes_sglang.health_router)
     secured = [Depends(_require_api_key)]

@@ -54,6 +54,14 @@ async def models(request: Request) -> Response:
     return json_response({"object": "list", "data": data})
 
 
+@router.get("/metrics")
+@router.get("/v1/metrics")
+async def prometheus_metrics() -> Response:
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
 @router.get("/v1/version")
 async def version() -> Response:
     return json_response({"release": __version__, "api": "1.0.0"})

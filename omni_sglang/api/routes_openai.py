@@ -16,6 +16,7 @@ from omni_sglang.api.io import json_response, primed, read_json, sse_response, u
 from omni_sglang.api.openapi import body_schema
 from omni_sglang.engines.base import EngineOutput, EngineRequest
 from omni_sglang.errors import ServiceUnavailableError
+from omni_sglang.metrics import timed
 from omni_sglang.output.chat import ChatAssembler, chat_chunks, chat_response
 from omni_sglang.output.choice import ChoiceStream
 from omni_sglang.output.completions import (
@@ -65,7 +66,9 @@ async def open_streams(
     streams = []
     try:
         for engine_request in requests:
-            streams.append(await primed(state.engine.generate(engine_request)))
+            streams.append(
+                timed(await primed(state.engine.generate(engine_request)), ticket.started)
+            )
     except BaseException:
         for stream in streams:
             await stream.aclose()  # type: ignore[attr-defined]
@@ -100,7 +103,9 @@ async def _chat_completions(request: Request, state: ServerState, ticket: Ticket
         _reasoning_fields(state),
         media_token_counts(prepared.request.mm_items),
     )
-    outputs = ticket.guard(await primed(state.engine.generate(prepared.request)))
+    outputs = ticket.guard(
+        timed(await primed(state.engine.generate(prepared.request)), ticket.started)
+    )
     headers = warning_headers(prepared.warnings)
     if req.stream:
         options = req.stream_options

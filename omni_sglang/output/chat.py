@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from omni_sglang.engines.base import EngineOutput
+from omni_sglang.metrics import record_reasoning
 from omni_sglang.output.choice import ChoiceDelta, ChoiceStream, collect
 from omni_sglang.output.usage import finish_reason_name, usage_dict
 
@@ -120,13 +121,15 @@ async def chat_response(asm: ChatAssembler, outputs: AsyncIterator[EngineOutput]
                 "finish_reason": asm.finish_reason(index),
             }
         )
+    usage = asm.usage()
+    record_reasoning(usage)
     return {
         "id": asm.rid,
         "object": "chat.completion",
         "created": asm.created,
         "model": asm.model,
         "choices": choices,
-        "usage": asm.usage(),
+        "usage": usage,
     }
 
 
@@ -171,5 +174,7 @@ async def chat_chunks(
             "finish_reason": asm.finish_reason(out.index) if finished else None,
         }
         yield chunk([choice], asm.usage() if continuous_usage else None)
+    usage = asm.usage()
+    record_reasoning(usage)
     if include_usage:
-        yield chunk([], asm.usage())
+        yield chunk([], usage)
