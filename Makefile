@@ -37,6 +37,9 @@ test: lint unit
 bench: setup
 	$(PY) -m bench.engine_throughput --out bench/results/engine_throughput.json
 	$(PY) -m bench.reasoning --out bench/results/reasoning.json
+	$(PY) -m bench.media --out bench/results/media.json
+	$(PY) -m bench.serve --out bench/results/serve_cpu.json
+	$(PY) -m bench.soak_long --out bench/results/soak_long.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -147,7 +147,8 @@ async def _load_and_expand(
 ) -> list[str]:
     media = await load_media(req, state)
     if media is None:
-        request.input_ids = state.tokenizer(prompt, add_special_tokens=False).input_ids
+        encoded = await asyncio.to_thread(state.tokenizer, prompt, add_special_tokens=False)
+        request.input_ids = encoded.input_ids
         return []
     if state.engine.expands_media:
         # SGLang's own processor expands the placeholders (with our plugin registered in
@@ -176,7 +177,8 @@ async def _load_and_expand(
 async def prepare_chat(req: ChatCompletionRequest, state: ServerState) -> PreparedChat:
     state.check_model(req.model)
     _refuse_unimplemented(req, state)
-    prompt = render_chat_prompt(state.tokenizer, req)
+    # Rendering and tokenizing a long prompt takes a while: off the event loop.
+    prompt = await asyncio.to_thread(render_chat_prompt, state.tokenizer, req)
     engine_request = EngineRequest(rid=f"chatcmpl-{uuid.uuid4().hex}", stream=req.stream)
     warnings = await _media_prompt(req, state, prompt, engine_request)
     input_ids = engine_request.input_ids or []

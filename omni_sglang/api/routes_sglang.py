@@ -67,6 +67,12 @@ def _engine_requests(req: GenerateRequest, state: ServerState) -> list[EngineReq
             )
     except ValueError as exc:
         raise InvalidRequestError(str(exc)) from None
+    for r in out:
+        n = r.sampling_params.get("n", 1)
+        if isinstance(n, int) and not isinstance(n, bool) and n > state.config.max_n:
+            raise InvalidRequestError(
+                f"sampling_params.n is {n}; this server allows at most {state.config.max_n}", "n"
+            )
     if len(out) > 256:
         raise InvalidRequestError(f"a batch of {len(out)}; at most 256 prompts per request")
     return out

@@ -11,7 +11,7 @@ PerItem = Any  # a value, or a list with one value per batch item
 
 
 class GenerateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     text: str | list[str] | None = None
     input_ids: list[int] | list[list[int]] | None = None
@@ -48,7 +48,7 @@ class GenerateRequest(BaseModel):
     def item(self, field: str, index: int, default: Any) -> Any:
         """A per-item field: a list is indexed by batch item, a scalar applies to all."""
         value = getattr(self, field)
-        if self.is_batch and isinstance(value, list) and field != "input_ids":
+        if isinstance(value, list) and field != "input_ids":
             if len(value) != self.batch_size:
                 raise ValueError(
                     f"'{field}' has {len(value)} entries for a batch of {self.batch_size}"

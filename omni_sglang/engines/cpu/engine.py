@@ -189,6 +189,13 @@ class CpuEngine(Engine):
                 f"the prompt has {len(prompt_ids)} tokens; this model's context is "
                 f"{info.max_model_len} tokens"
             )
+        room = info.max_model_len - len(prompt_ids)
+        if config.max_new_tokens is not None and config.max_new_tokens > room:
+            raise ContextLengthExceededError(
+                f"max_new_tokens is {config.max_new_tokens}, but the context has room for "
+                f"{room} tokens after the {len(prompt_ids)}-token prompt",
+                "max_new_tokens",
+            )
         processor = None
         if request.custom_logit_processor:
             try:
