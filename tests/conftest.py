@@ -7,8 +7,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -114,3 +116,29 @@ def force_tokens_processor() -> str:
 
     plugin = registry.get("logit_processors", "force_tokens")
     return str(plugin.processor_class().to_str())  # type: ignore[attr-defined]
+
+
+@asynccontextmanager
+async def adapter_state(model_path: Path, **config: Any) -> AsyncIterator[Any]:
+    """A ServerState over an in-process CPU engine: the real adapter, no HTTP."""
+    from omni_sglang.config import load_config
+    from omni_sglang.engines.cpu.engine import CpuEngine
+    from omni_sglang.plugins import registry
+    from omni_sglang.state import ServerPlugins, ServerState
+
+    engine = CpuEngine(model_path)
+    await engine.start()
+    cfg = load_config(config, environ={})
+    state = ServerState(cfg, engine, ServerPlugins.from_config(cfg, registry))
+    state.prepare_plugins()
+    try:
+        yield state
+    finally:
+        await engine.shutdown()
+
+
+def chat_request(**fields: Any) -> Any:
+    from omni_sglang.protocol.openai import ChatCompletionRequest
+
+    body = {"model": TINY, "messages": [{"role": "user", "content": "Hi"}]}
+    return ChatCompletionRequest.model_validate({**body, **fields})

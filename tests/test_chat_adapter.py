@@ -9,28 +9,20 @@ from typing import Any
 import pytest
 
 from omni_sglang.adapter.chat import prepare_chat
-from omni_sglang.config import load_config
-from omni_sglang.engines.cpu.engine import CpuEngine
 from omni_sglang.errors import InvalidRequestError
-from omni_sglang.plugins import registry
 from omni_sglang.protocol.openai import ChatCompletionRequest
-from omni_sglang.state import ServerPlugins, ServerState
+from omni_sglang.state import ServerState
+from tests.conftest import adapter_state, chat_request
 
 
 @pytest.fixture(scope="module")
 async def state(tiny_model_path: Path) -> AsyncIterator[ServerState]:
-    engine = CpuEngine(tiny_model_path)
-    await engine.start()
-    config = load_config({"enable_custom_logit_processor": True}, environ={})
-    st = ServerState(config, engine, ServerPlugins.from_config(config, registry))
-    st.prepare_plugins()
-    yield st
-    await engine.shutdown()
+    async with adapter_state(tiny_model_path, enable_custom_logit_processor=True) as st:
+        yield st
 
 
 def chat(**fields: Any) -> ChatCompletionRequest:
-    body = {"model": "tiny-nemotron-h", "messages": [{"role": "user", "content": "Hi"}]}
-    return ChatCompletionRequest.model_validate({**body, **fields})
+    return chat_request(**fields)  # type: ignore[no-any-return]
 
 
 async def test_model_card_sampling_defaults_per_mode(state: ServerState) -> None:

@@ -17,7 +17,6 @@ import torch
 from omni_sglang.adapter.chat import prepare_chat
 from omni_sglang.config import load_config
 from omni_sglang.engines.base import EngineRequest
-from omni_sglang.engines.cpu.engine import CpuEngine
 from omni_sglang.engines.sglang_backend import (
     NOT_SENT_TO_SGLANG,
     SGLangEngine,
@@ -25,9 +24,9 @@ from omni_sglang.engines.sglang_backend import (
     to_generate_req_input,
 )
 from omni_sglang.errors import ConfigError, ContextLengthExceededError, InvalidRequestError
-from omni_sglang.plugins import registry
 from omni_sglang.protocol.openai import ChatCompletionRequest
-from omni_sglang.state import ServerPlugins, ServerState
+from omni_sglang.state import ServerState
+from tests.conftest import adapter_state, chat_request
 
 pytestmark = pytest.mark.sglang
 
@@ -35,18 +34,12 @@ pytestmark = pytest.mark.sglang
 @pytest.fixture(scope="module")
 async def state(tiny_model_path: Path) -> AsyncIterator[ServerState]:
     """The real adapter with the tiny model's tokenizer (the CPU engine only lends it)."""
-    engine = CpuEngine(tiny_model_path)
-    await engine.start()
-    config = load_config({"thinking_grace_tokens": 0}, environ={})
-    st = ServerState(config, engine, ServerPlugins.from_config(config, registry))
-    st.prepare_plugins()
-    yield st
-    await engine.shutdown()
+    async with adapter_state(tiny_model_path, thinking_grace_tokens=0) as st:
+        yield st
 
 
 def chat(**fields: Any) -> ChatCompletionRequest:
-    body = {"model": "tiny-nemotron-h", "messages": [{"role": "user", "content": "Hi"}]}
-    return ChatCompletionRequest.model_validate({**body, **fields})
+    return chat_request(**fields)  # type: ignore[no-any-return]
 
 
 def sglang_sampling_params(params: dict[str, Any], tokenizer: Any) -> Any:
