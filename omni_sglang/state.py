@@ -9,7 +9,7 @@ from typing import Any
 from omni_sglang.admission import Admission
 from omni_sglang.config import ServerConfig
 from omni_sglang.engines.base import Engine, ModelInfo
-from omni_sglang.errors import EngineError, ModelNotFoundError
+from omni_sglang.errors import ContextLengthExceededError, EngineError, ModelNotFoundError
 from omni_sglang.plugin_api import (
     LogitProcessorPlugin,
     ModalityProcessor,
@@ -70,6 +70,7 @@ class ServerState:
     modality: ModalityProcessor | None = None
     media_loader: Any = None
     admission: Admission = field(init=False)
+    max_prompt_chars: int | None = None
 
     def __post_init__(self) -> None:
         self.admission = Admission(
@@ -94,8 +95,27 @@ class ServerState:
     def model_names(self) -> list[str]:
         return self.config.model_names
 
+    def prepare_limits(self) -> None:
+        """The longest prompt, in characters, that could still fit the context: context
+        tokens x the longest token's text. Longer prompts are refused before the costly
+        render + tokenize (a 6 MiB prompt takes seconds of a worker thread)."""
+        tok = self.tokenizer
+        if not hasattr(tok, "batch_decode"):  # a plugin engine's own tokenizer: no bound
+            return
+        longest = max((len(t) for t in tok.batch_decode([[i] for i in range(len(tok))])), default=1)
+        self.max_prompt_chars = self.model_info.max_model_len * max(longest, 1)
+
+    def check_prompt_chars(self, chars: int) -> None:
+        if self.max_prompt_chars is not None and chars > self.max_prompt_chars:
+            raise ContextLengthExceededError(
+                f"the prompt has {chars} characters, more than this model's context length of "
+                f"{self.model_info.max_model_len} tokens can hold; please shorten it",
+                "messages",
+            )
+
     def prepare_plugins(self) -> None:
         """Start-up work for the plugins (called off the event loop, engine started)."""
+        self.prepare_limits()
         if self.plugins.thinking_budget is not None:
             cls: Any = self.plugins.thinking_budget.processor_class()
             self.budget_processor = str(cls.to_str())

@@ -250,9 +250,9 @@ class Soak:
     async def over_limit(self, rng: random.Random, tag: str) -> None:
         user = [{"role": "user", "content": "Hi"}]
         cases: list[tuple[dict[str, Any], str]] = [
-            ({"messages": user, "max_tokens": 100_000}, "context length"),
+            ({"messages": user, "max_tokens": 100_000}, "context"),
             ({"messages": user, "n": 17, "max_tokens": 4}, "at most 16"),
-            ({"messages": [{"role": "user", "content": "Paris " * 17_000}]}, "context length"),
+            ({"messages": [{"role": "user", "content": "Paris " * 17_000}]}, "context"),
             ({"messages": user, "max_tokens": 4, "temperature": 9}, "temperature"),
         ]
         fields, fragment = rng.choice(cases)

@@ -130,6 +130,16 @@ def _attach_thinking_budget(
     }
 
 
+def _text_chars(req: ChatCompletionRequest) -> int:
+    total = 0
+    for message in req.messages:
+        if isinstance(message.content, str):
+            total += len(message.content)
+        elif message.content:
+            total += sum(len(part.text) for part in message.content if part.type == "text")
+    return total
+
+
 async def _media_prompt(
     req: ChatCompletionRequest, state: ServerState, prompt: str, request: EngineRequest
 ) -> list[str]:
@@ -177,6 +187,7 @@ async def _load_and_expand(
 async def prepare_chat(req: ChatCompletionRequest, state: ServerState) -> PreparedChat:
     state.check_model(req.model)
     _refuse_unimplemented(req, state)
+    state.check_prompt_chars(_text_chars(req))
     # Rendering and tokenizing a long prompt takes a while: off the event loop.
     prompt = await asyncio.to_thread(render_chat_prompt, state.tokenizer, req)
     engine_request = EngineRequest(rid=f"chatcmpl-{uuid.uuid4().hex}", stream=req.stream)

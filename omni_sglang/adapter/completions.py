@@ -21,7 +21,8 @@ class PreparedCompletion:
     n: int
 
 
-def _prompts(req: CompletionRequest, tokenizer: object) -> list[list[int]]:
+def _prompts(req: CompletionRequest, state: ServerState) -> list[list[int]]:
+    tokenizer = state.tokenizer
     raw = req.prompt
     if isinstance(raw, str):
         items: list[str | list[int]] = [raw]
@@ -36,7 +37,8 @@ def _prompts(req: CompletionRequest, tokenizer: object) -> list[list[int]]:
     out = []
     for item in items:
         if isinstance(item, str):
-            ids = tokenizer(item, add_special_tokens=False).input_ids  # type: ignore[operator]
+            state.check_prompt_chars(len(item))
+            ids = tokenizer(item, add_special_tokens=False).input_ids
             if not ids:
                 raise InvalidRequestError("'prompt' must not be empty", "prompt")
             out.append(ids)
@@ -56,7 +58,7 @@ def prepare_completion(req: CompletionRequest, state: ServerState) -> PreparedCo
     tokenizer = state.tokenizer
     vocab = len(tokenizer)
     context = state.model_info.max_model_len
-    prompt_ids = _prompts(req, tokenizer)
+    prompt_ids = _prompts(req, state)
     processor = custom_processor(req, state.config.enable_custom_logit_processor)
     requests, texts = [], []
     base = f"cmpl-{uuid.uuid4().hex}"
