@@ -42,6 +42,9 @@ CHAT_CASES: list[tuple[str, Any, int, str]] = [
     ("empty stop", chat(stop=[""]), 400, "stop"),
     ("too many stops", chat(stop=[str(i) for i in range(40)]), 400, "stop"),
     ("logit_bias key", chat(logit_bias={"abc": 1}), 400, "logit_bias"),
+    ("logit_bias id out of vocabulary", chat(logit_bias={"99999999": 1}), 400, "vocabulary"),
+    ("negative logit_bias id", chat(logit_bias={"-5": 1}), 400, "vocabulary"),
+    ("stop_token_ids out of vocabulary", chat(stop_token_ids=[10**8]), 400, "vocabulary"),
     (
         "stream_options w/o stream",
         chat(stream_options={"include_usage": True}),

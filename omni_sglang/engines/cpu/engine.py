@@ -184,6 +184,15 @@ class CpuEngine(Engine):
         limit = len(self.tokenizer)
         if any(not 0 <= t < limit for t in prompt_ids):
             raise InvalidRequestError(f"input_ids must be token ids in [0, {limit})")
+        for name, ids in (
+            ("logit_bias", config.logit_bias),
+            ("stop_token_ids", config.stop_token_ids),
+        ):
+            bad = sorted(t for t in ids if not 0 <= t < limit)
+            if bad:
+                raise InvalidRequestError(
+                    f"{name} names token ids outside this vocabulary [0, {limit}): {bad[:5]}", name
+                )
         if len(prompt_ids) >= info.max_model_len:
             raise ContextLengthExceededError(
                 f"the prompt has {len(prompt_ids)} tokens; this model's context is "
