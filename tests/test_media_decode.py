@@ -17,7 +17,6 @@ from omni_sglang.media.decode import (
     decode_image,
     decode_image_with_warnings,
     decode_video,
-    decode_video_async,
 )
 from omni_sglang.media.errors import MediaError, MediaLimitError
 from omni_sglang.media.limits import MediaLimits
@@ -253,8 +252,3 @@ def test_damaged_videos_are_media_errors(damage):
 def test_audio_file_is_not_a_video():
     with pytest.raises(MediaError, match="no video stream"):
         decode_video(media("mp3"), LIMITS)
-
-
-async def test_async_wrapper_matches_sync():
-    video = await decode_video_async(media("mp4"), LIMITS, 1.0, None, False)
-    assert video.timestamps == pytest.approx([0.0, 1.0, 2.0, 3.0])
