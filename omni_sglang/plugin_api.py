@@ -178,12 +178,26 @@ class MediaItem:
     modality: str  # "image" | "video" | "audio"
     data: Any
     options: dict[str, Any] = field(default_factory=dict)
+    #: The encoded bytes as fetched, for engines that decode media themselves (SGLang).
+    source: bytes | None = field(default=None, repr=False)
 
 
 @dataclass
 class ProcessedPrompt:
     input_ids: list[int]
     items: list[MediaItem] = field(default_factory=list)
+
+
+@dataclass
+class UnexpandedPrompt:
+    """A prompt for an engine that expands media itself (SGLang's multimodal processor):
+    token ids with one placeholder per item, and the media in SGLang's ``image_data`` /
+    ``video_data`` / ``audio_data`` order and form."""
+
+    input_ids: list[int]
+    image_data: list[Any] = field(default_factory=list)
+    video_data: list[Any] = field(default_factory=list)
+    audio_data: list[Any] = field(default_factory=list)
 
 
 class ModalityProcessor(ABC):
@@ -193,6 +207,13 @@ class ModalityProcessor(ABC):
     @abstractmethod
     def process(self, prompt: str, items: Sequence[MediaItem]) -> ProcessedPrompt:
         """Expand the placeholders of ``prompt`` for ``items`` and tokenize it."""
+
+    def unexpanded(self, prompt: str, items: Sequence[MediaItem]) -> UnexpandedPrompt:
+        """The same request for an engine that expands the placeholders itself. A
+        processor that cannot prepare media for such an engine keeps this default."""
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot prepare media for an engine that expands it itself"
+        )
 
 
 class ModalityProcessorPlugin(Plugin):

@@ -1,5 +1,6 @@
 """Our ``sglang.srt.plugins`` entry point: SGLang's own ``load_plugins()`` registers the
-Nemotron reasoning parser, honours ``SGLANG_PLUGINS``, and SGLang's ``ReasoningParser``
+Nemotron reasoning parser and multimodal processor (surviving SGLang's own processor
+import), honours ``SGLANG_PLUGINS``, and SGLang's ``ReasoningParser``
 then parses exactly as our parser does."""
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ def test_load_plugins_registers_in_a_fresh_sglang_process() -> None:
         assert {KEY!r} not in ReasoningParser.DetectorMap
         load_plugins()
         parser = ReasoningParser({KEY!r}, stream_reasoning=True, force_reasoning=True)
+        # As SGLang's TokenizerManager does after plugins load: our processor stays.
+        from sglang.srt.managers import multimodal_processor as mp
+        mp.import_processors("sglang.srt.multimodal.processors")
+        from sglang.srt.multimodal.evs.evs_module import EVS
+        from sglang.srt.models.nano_nemotron_vl import NemotronH_Nano_Omni_Reasoning_V3
+        print(mp.PROCESSOR_MAPPING[NemotronH_Nano_Omni_Reasoning_V3].__name__)
+        print(EVS.evs_video.__wrapped__.__qualname__)
         print(parser.parse_non_stream("plan</think>answer"))
         """
     )
@@ -39,7 +47,10 @@ def test_load_plugins_registers_in_a_fresh_sglang_process() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=180, env=env
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip().splitlines()[-1] == "('plan', 'answer')"
+    processor, evs_video, parsed = result.stdout.strip().splitlines()[-3:]
+    assert processor == "OmniNanoNemotronVLProcessor"
+    assert evs_video == "EVS.evs_video"  # wrapped by our per-item-rate hook
+    assert parsed == "('plan', 'answer')"
 
 
 @pytest.fixture

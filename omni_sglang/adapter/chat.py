@@ -14,6 +14,7 @@ from typing import Any
 
 from omni_sglang.adapter.chat_template import render_chat_prompt
 from omni_sglang.adapter.constraints import apply_constraints
+from omni_sglang.adapter.engine_media import attach_media
 from omni_sglang.adapter.media import load_media, media_parts
 from omni_sglang.adapter.sampling import custom_processor, resolve_max_new_tokens, sampling_params
 from omni_sglang.engines.base import EngineRequest
@@ -146,42 +147,10 @@ async def _media_prompt(
     """Load the request's media; fill the engine request's ids and media fields."""
     started = time.monotonic()
     try:
-        return await _load_and_expand(req, state, prompt, request)
+        return await attach_media(state, prompt, await load_media(req, state), request)
     finally:
         if request.mm_items or request.image_data or request.video_data or request.audio_data:
             MEDIA_PREP.observe(time.monotonic() - started)
-
-
-async def _load_and_expand(
-    req: ChatCompletionRequest, state: ServerState, prompt: str, request: EngineRequest
-) -> list[str]:
-    media = await load_media(req, state)
-    if media is None:
-        encoded = await asyncio.to_thread(state.tokenizer, prompt, add_special_tokens=False)
-        request.input_ids = encoded.input_ids
-        return []
-    if state.engine.expands_media:
-        # SGLang's own processor expands the placeholders (with our plugin registered in
-        # its processes); computing features here too would double the work.
-        request.prompt = prompt
-        by_kind: dict[str, list[Any]] = {"image": [], "video": [], "audio": []}
-        for item in media.items:
-            by_kind[item.modality].append(item.data)
-        request.image_data = by_kind["image"] or None
-        request.video_data = by_kind["video"] or None
-        request.audio_data = by_kind["audio"] or None
-        request.prompt_tokens_hint = len(
-            state.tokenizer(prompt, add_special_tokens=False).input_ids
-        )
-        return media.warnings
-    assert state.modality is not None
-    try:
-        processed = await asyncio.to_thread(state.modality.process, prompt, media.items)
-    except ValueError as exc:
-        raise InvalidRequestError(f"the media could not be placed in the prompt: {exc}") from exc
-    request.input_ids = processed.input_ids
-    request.mm_items = processed.items
-    return media.warnings
 
 
 async def prepare_chat(req: ChatCompletionRequest, state: ServerState) -> PreparedChat:

@@ -6,9 +6,7 @@ out) and ``mm_processor_kwargs`` (``use_audio_in_video``; beyond NIM,
 ``video_pruning_rate``). Items are fetched and decoded concurrently, through the media
 cache, so one video shared by many requests is fetched and decoded once.
 
-Engines that expand media themselves (SGLang's own processor) get the decoded media in
-``image_data`` / ``video_data`` / ``audio_data``; the others get our modality processor's
-token ids and per-item features.
+``engine_media`` turns the loaded items into the engine request's media fields.
 """
 
 from __future__ import annotations
@@ -122,5 +120,5 @@ async def load_media(req: ChatCompletionRequest, state: ServerState) -> MediaInp
         options = {"content_hash": media.content_hash}
         if media.modality == "video":
             options.update(mm)
-        items.append(MediaItem(media.modality, media.data, options))
+        items.append(MediaItem(media.modality, media.data, options, source=media.source))
     return MediaInputs(items, warnings)

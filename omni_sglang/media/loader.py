@@ -44,6 +44,8 @@ class LoadedMedia:
     format: MediaFormat | None = None
     #: Size of the encoded media.
     source_bytes: int = 0
+    #: The encoded media itself (engines that decode media themselves get these bytes).
+    source: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,7 @@ class MediaLoader:
             warnings=list(entry.warnings),
             format=fmt,
             source_bytes=len(data),
+            source=data,
         )
 
     def _decode_sync(

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from omni_sglang.plugin_api import MediaItem, ModalityProcessor, ProcessedPrompt
+from omni_sglang.plugin_api import MediaItem, ModalityProcessor, ProcessedPrompt, UnexpandedPrompt
 from omni_sglang_nemotron import evs, mm_features, mm_geometry
 from omni_sglang_nemotron.mm_config import (
     DEFAULT_NUM_TILES,
@@ -35,7 +35,7 @@ from omni_sglang_nemotron.mm_config import (
 )
 
 
-def _as_image(data: Any) -> Image.Image:
+def as_rgb(data: Any) -> Image.Image:
     """An RGB PIL image from a PIL image (any mode) or a uint8 [H, W, 3] array."""
     image = data if isinstance(data, Image.Image) else Image.fromarray(np.asarray(data))
     return image if image.mode == "RGB" else image.convert("RGB")
@@ -84,7 +84,8 @@ class NemotronOmniProcessor(ModalityProcessor):
 
     # --- the whole prompt ------------------------------------------------------------------
 
-    def process(self, prompt: str, items: Sequence[MediaItem]) -> ProcessedPrompt:
+    def _parts(self, prompt: str, items: Sequence[MediaItem]) -> list[str]:
+        """``prompt`` split around its placeholders, checked against ``items``."""
         parts = self._split.split(prompt)
         kinds = [self._placeholder[p] for p in parts[1::2]]
         if len(kinds) != len(items):
@@ -94,6 +95,10 @@ class NemotronOmniProcessor(ModalityProcessor):
         for i, (kind, item) in enumerate(zip(kinds, items, strict=True)):
             if kind != item.modality:
                 raise ValueError(f"media item {i} is {item.modality} but its placeholder {kind}")
+        return parts
+
+    def process(self, prompt: str, items: Sequence[MediaItem]) -> ProcessedPrompt:
+        parts = self._parts(prompt, items)
         image_sizes = self._image_plan(prompt, [it for it in items if it.modality == "image"])
         expanded: list[_Expanded] = []
         for item in items:
@@ -106,6 +111,12 @@ class NemotronOmniProcessor(ModalityProcessor):
         text = "".join(p if i % 2 == 0 else expanded[i // 2].text for i, p in enumerate(parts))
         input_ids = [int(t) for t in self.tokenizer(text, add_special_tokens=False).input_ids]
         return ProcessedPrompt(input_ids, self._place(input_ids, expanded))
+
+    def unexpanded(self, prompt: str, items: Sequence[MediaItem]) -> UnexpandedPrompt:
+        from omni_sglang_nemotron.sglang_media import unexpanded_prompt
+
+        self._parts(prompt, items)
+        return unexpanded_prompt(self, prompt, items)
 
     def _place(self, input_ids: list[int], expanded: list[_Expanded]) -> list[MediaItem]:
         """Give each output item the positions of its tokens: both kinds of placeholder
@@ -136,7 +147,7 @@ class NemotronOmniProcessor(ModalityProcessor):
         the budget ``max_model_len`` minus the text's tokens (SGLang's rule)."""
         if not images:
             return []
-        sizes = [_as_image(it.data).size for it in images]
+        sizes = [as_rgb(it.data).size for it in images]
         c = self.cfg
         if not c.dynamic_resolution:
             plan = []
@@ -161,7 +172,7 @@ class NemotronOmniProcessor(ModalityProcessor):
     def _image(self, item: MediaItem, plan: tuple[int, int, int]) -> _Expanded:
         c = self.cfg
         a, b, tokens = plan
-        image = _as_image(item.data)
+        image = as_rgb(item.data)
         info: dict[str, Any]
         if c.dynamic_resolution:
             data = mm_features.dynamic_image_features(image, (a, b), c)

@@ -6,6 +6,9 @@ honouring its ``SGLANG_PLUGINS`` allow-list. It adds our reasoning parser to SGL
 ``ReasoningParser.DetectorMap`` as ``omni_nemotron_v3``, so SGLang's own endpoints and
 ``--reasoning-parser`` can use the exact rule our server applies.
 
+It also puts our Nemotron Omni multimodal processor in place of SGLang's, so per-request
+video options reach it (``register_media_processor``).
+
 The thinking-budget processor needs no registration: it travels with each request as
 ``CustomLogitProcessor.to_str()`` and SGLang imports its class by reference.
 
@@ -116,8 +119,22 @@ def register_tool_parsers() -> None:
     ``qwen3_coder`` serves its scheduler meanwhile."""
 
 
+def register_media_processor() -> None:
+    """Our Nemotron Omni processor in SGLang's place (``sglang_processor``): hooked after
+    ``import_processors``, since SGLang re-imports its built-ins after plugins load and a
+    direct ``PROCESSOR_MAPPING`` write would be undone; and the model's EVS pruning at
+    the rate each video item names (scheduler process)."""
+    from sglang.srt.plugins.hook_registry import HookRegistry, HookType
+
+    from omni_sglang_nemotron import sglang_processor as sp
+
+    HookRegistry.register(sp.PROCESSOR_TARGET, sp.install_processor, HookType.AFTER)
+    HookRegistry.register(sp.EVS_TARGET, sp.evs_video_at_item_rate, HookType.AROUND)
+
+
 def register() -> None:
     """The ``sglang.srt.plugins`` entry point (SGLang calls it once per process)."""
     register_reasoning_parsers()
     register_tool_parsers()
+    register_media_processor()
     logger.debug("omni-sglang Nemotron plugins registered in SGLang")
