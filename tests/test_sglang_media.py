@@ -240,6 +240,20 @@ async def test_per_request_rate_without_server_evs_is_refused(
         )
 
 
+async def test_adapter_refuses_a_rate_sglang_could_not_apply(tiny_model_path: Path) -> None:
+    async with adapter_state(tiny_model_path, video_pruning_rate=0.0) as sg:
+        sg.engine.expands_media = True  # type: ignore[misc]
+        with pytest.raises(InvalidRequestError, match="NIM_VIDEO_PRUNING_RATE"):
+            await prepare_chat(
+                chat_request(
+                    messages=user(video_part()), mm_processor_kwargs={"video_pruning_rate": 0.3}
+                ),
+                sg,
+            )
+        # The server's own rate (0) is fine.
+        await prepare_chat(chat_request(messages=user(video_part())), sg)
+
+
 async def test_concurrent_requests_keep_their_own_video_options(
     states: tuple[ServerState, ServerState], processor_for: Any
 ) -> None:

@@ -39,6 +39,8 @@ def test_load_plugins_registers_in_a_fresh_sglang_process() -> None:
         from sglang.srt.models.nano_nemotron_vl import NemotronH_Nano_Omni_Reasoning_V3
         print(mp.PROCESSOR_MAPPING[NemotronH_Nano_Omni_Reasoning_V3].__name__)
         print(EVS.evs_video.__wrapped__.__qualname__)
+        from sglang.srt.function_call.function_call_parser import FunctionCallParser
+        assert "omni_qwen3_coder" in FunctionCallParser.ToolCallParserEnum
         print(parser.parse_non_stream("plan</think>answer"))
         """
     )

@@ -6,6 +6,7 @@ fails on an undocumented difference, or a documented one that disappeared.
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -44,21 +45,25 @@ def _sglang_tools() -> list[Any]:
     return [Tool.model_validate(t) for t in TOOLS]
 
 
-def _theirs(text: str) -> dict[str, tuple[str, list[Any]]]:
+def _theirs(text: str, detector_cls: Any = None) -> dict[str, tuple[str, list[Any]]]:
+    """Whole and char-by-char streamed parses by an SGLang detector (its own
+    ``Qwen3CoderDetector`` by default)."""
     from sglang.srt.function_call.qwen3_coder_detector import Qwen3CoderDetector
 
+    detector_cls = detector_cls or Qwen3CoderDetector
     tools = _sglang_tools()
-    whole = Qwen3CoderDetector().detect_and_parse(text, tools)
+    whole = detector_cls().detect_and_parse(text, tools)
     result = {
         "whole": (
             whole.normal_text or "",
             [(c.name, json.loads(c.parameters)) for c in whole.calls],
         )
     }
-    detector = Qwen3CoderDetector()
+    detector = detector_cls()
     content, calls = "", {}
-    for ch in text:
-        step = detector.parse_streaming_increment(ch, tools)
+    steps = (detector.parse_streaming_increment(ch, tools) for ch in text)
+    end = (detector.finish(tools) for _ in range(1))  # lazily: after the last chunk
+    for step in itertools.chain(steps, end):
         content += step.normal_text or ""
         for c in step.calls:
             entry = calls.setdefault(
@@ -95,3 +100,20 @@ def test_against_sglang_qwen3_coder() -> None:
     gone = [k for k in DIFFERENCES if k not in found]
     assert not undocumented, undocumented
     assert not gone, f"documented differences that no longer differ: {gone}"
+
+
+def test_our_detector_inside_sglang_parses_as_our_parser() -> None:
+    """Registered by the plugin as ``omni_qwen3_coder``: SGLang's ``FunctionCallParser``
+    (whole text) and the detector's streaming give exactly our parser's results."""
+    from sglang.srt.function_call.function_call_parser import FunctionCallParser
+
+    from omni_sglang_nemotron.sglang_plugin import register_tool_parsers
+    from omni_sglang_nemotron.sglang_tools import TOOL_PARSER_KEY, OmniQwen3CoderDetector
+
+    register_tool_parsers()
+    for name, text, _, _ in CORPUS:
+        ours = _ours(text)
+        parser = FunctionCallParser(_sglang_tools(), TOOL_PARSER_KEY)
+        content, calls = parser.parse_non_stream(text)
+        assert (content, [(c.name, json.loads(c.parameters)) for c in calls]) == ours, name
+        assert _theirs(text, OmniQwen3CoderDetector)["stream"] == ours, name

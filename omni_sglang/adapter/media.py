@@ -73,7 +73,15 @@ def _mm_options(req: ChatCompletionRequest, state: ServerState) -> dict[str, Any
                 f"mm_processor_kwargs.{key} must be a number in [0, 1); got {value!r}", key
             )
     options.setdefault("use_audio_in_video", False)
-    options.setdefault("video_pruning_rate", state.config.video_pruning_rate)
+    server_rate = state.config.video_pruning_rate
+    options.setdefault("video_pruning_rate", server_rate)
+    if state.engine.expands_media and server_rate == 0 and options["video_pruning_rate"] > 0:
+        # SGLang builds the model's EVS only when the server's rate is above 0.
+        raise InvalidRequestError(
+            "mm_processor_kwargs.video_pruning_rate needs EVS on this server, which runs "
+            "SGLang with video_pruning_rate 0 (set NIM_VIDEO_PRUNING_RATE above 0 to allow it)",
+            "video_pruning_rate",
+        )
     return options
 
 

@@ -53,7 +53,7 @@ def video_data(item: MediaItem, index: int) -> Any:
     if PRUNING_RATE in item.options:
         kwargs[PRUNING_RATE] = float(item.options[PRUNING_RATE])
     # VideoData.url is typed str, but SGLang's loader takes bytes there as they are.
-    return VideoData(url=_source(item, index), preprocess_kwargs=kwargs)  # type: ignore[arg-type]
+    return VideoData(url=_source(item, index), preprocess_kwargs=kwargs)
 
 
 def _wants_soundtrack(item: MediaItem, processor: NemotronOmniProcessor) -> bool:

@@ -3,8 +3,10 @@
 SGLang runs :func:`register` in every one of its processes (engine, scheduler,
 detokenizer; they are spawned, so patching the parent process would not reach them),
 honouring its ``SGLANG_PLUGINS`` allow-list. It adds our reasoning parser to SGLang's
-``ReasoningParser.DetectorMap`` as ``omni_nemotron_v3``, so SGLang's own endpoints and
-``--reasoning-parser`` can use the exact rule our server applies.
+``ReasoningParser.DetectorMap`` as ``omni_nemotron_v3`` and our tool-call parser to its
+``FunctionCallParser.ToolCallParserEnum`` as ``omni_qwen3_coder``, so SGLang's own
+endpoints, ``--reasoning-parser`` and ``--tool-call-parser`` can use the exact rules our
+server applies.
 
 It also puts our Nemotron Omni multimodal processor in place of SGLang's, so per-request
 video options reach it (``register_media_processor``).
@@ -113,10 +115,11 @@ def register_reasoning_parsers() -> None:
 
 
 def register_tool_parsers() -> None:
-    """Where the Nemotron tool-call parser (qwen3-coder XML) will join SGLang's
-    ``FunctionCallParser.ToolCallParserEnum``, behind an SGLang detector adapter like
-    :class:`OmniNemotronV3Detector`. Nothing is registered yet: SGLang's own
-    ``qwen3_coder`` serves its scheduler meanwhile."""
+    from sglang.srt.function_call.function_call_parser import FunctionCallParser
+
+    from omni_sglang_nemotron.sglang_tools import TOOL_PARSER_KEY, OmniQwen3CoderDetector
+
+    FunctionCallParser.ToolCallParserEnum[TOOL_PARSER_KEY] = OmniQwen3CoderDetector
 
 
 def register_media_processor() -> None:

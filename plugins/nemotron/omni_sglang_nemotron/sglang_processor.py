@@ -153,7 +153,7 @@ class OmniNanoNemotronVLProcessor(NanoNemotronVLImageProcessor):
         finally:
             _REQUEST.reset(token)
 
-    def parse_video(self, video: Any) -> tuple[np.ndarray, list[float]]:  # type: ignore[override]
+    def parse_video(self, video: Any) -> tuple[np.ndarray, list[float]]:
         request = _REQUEST.get()
         options = request.plans.popleft() if request and request.plans else None
         if not options:
