@@ -208,6 +208,11 @@ class ModalityProcessor(ABC):
     def process(self, prompt: str, items: Sequence[MediaItem]) -> ProcessedPrompt:
         """Expand the placeholders of ``prompt`` for ``items`` and tokenize it."""
 
+    def placeholders(self) -> dict[str, str]:
+        """``{placeholder text: modality}``: what marks an item's place in a prompt (the
+        chat template writes these for media parts). Empty: items go in field order."""
+        return {}
+
     def unexpanded(self, prompt: str, items: Sequence[MediaItem]) -> UnexpandedPrompt:
         """The same request for an engine that expands the placeholders itself. A
         processor that cannot prepare media for such an engine keeps this default."""

@@ -23,7 +23,7 @@ from omni_sglang.errors import ConfigError
 pytestmark = pytest.mark.sglang
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = {
-    "nemotron-3-nano-omni-bf16-h100": ("nvidia/Nemotron-3-Nano-Omni-30B-A3B-Reasoning-BF16", 0.85),
+    "nemotron-3-nano-omni": ("nvidia/Nemotron-3-Nano-Omni-30B-A3B-Reasoning-BF16", 0.85),
     "nemotron-3-nano-omni-fp8-h100": ("nvidia/Nemotron-3-Nano-Omni-30B-A3B-Reasoning-FP8", 0.85),
     "nemotron-3-nano-omni-bf16-h200": ("nvidia/Nemotron-3-Nano-Omni-30B-A3B-Reasoning-BF16", 0.88),
 }
@@ -139,7 +139,7 @@ def test_context_longer_than_the_model_fails_resolution(fake_checkpoint: Path) -
     ],
 )
 def test_bad_flags_fail_with_sglangs_message(extra: list[str], message: str) -> None:
-    config = profile("nemotron-3-nano-omni-bf16-h100", sglang_args=extra)
+    config = profile("nemotron-3-nano-omni", sglang_args=extra)
     with pytest.raises(ConfigError, match="SGLang rejected") as info:
         build_server_args(config)
     assert message in str(info.value)

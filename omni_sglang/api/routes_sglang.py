@@ -1,6 +1,7 @@
 """SGLang's native HTTP API, so SGLang frontend-language programs run against us:
 ``/generate``, ``/get_model_info`` (+ ``/model_info``), ``/server_info``,
-``/flush_cache``, ``/health``, ``/health_generate`` with SGLang's response shapes."""
+``/flush_cache``, ``/health``, ``/health_generate`` with SGLang's response shapes.
+Media in ``/generate`` (``image_data`` / ``video_data`` / ``audio_data``): ``generate_media``."""
 
 from __future__ import annotations
 
@@ -14,11 +15,17 @@ from fastapi.responses import Response
 
 from omni_sglang import __version__
 from omni_sglang.admission import Ticket
+from omni_sglang.api.generate_media import attach_generate_media
 from omni_sglang.api.io import json_response, read_json, sse_response, unless_disconnected
 from omni_sglang.api.openapi import body_schema
-from omni_sglang.api.routes_openai import admitted, open_streams, server_state
+from omni_sglang.api.routes_openai import (
+    admitted,
+    open_streams,
+    server_state,
+    warning_headers,
+)
 from omni_sglang.engines.base import EngineOutput, EngineRequest
-from omni_sglang.errors import InvalidRequestError, ServiceUnavailableError, UnsupportedFieldError
+from omni_sglang.errors import InvalidRequestError, ServiceUnavailableError
 from omni_sglang.protocol.sglang import GenerateRequest
 from omni_sglang.state import ServerState
 
@@ -27,12 +34,7 @@ health_router = APIRouter()
 
 
 def _engine_requests(req: GenerateRequest, state: ServerState) -> list[EngineRequest]:
-    if req.image_data or req.video_data or req.audio_data:
-        raise UnsupportedFieldError(
-            "media in /generate is not supported by this server yet; use "
-            "/v1/chat/completions with image_url / video_url / audio_url parts",
-            "image_data",
-        )
+    """The requests without their media (``generate_media`` adds it): cheap checks first."""
     if req.custom_logit_processor is not None and not state.config.enable_custom_logit_processor:
         raise InvalidRequestError(
             "custom_logit_processor is disabled on this server (it runs client code); "
@@ -151,13 +153,18 @@ async def generate(request: Request) -> Response:
 async def _generate(request: Request, state: ServerState, ticket: Ticket) -> Response:
     req = await read_json(request, GenerateRequest, state.config.max_request_bytes)
     requests = _engine_requests(req, state)
+    warnings = await attach_generate_media(req, state, requests)
     outputs = await open_streams(state, requests, ticket)
+    response: Response
     if req.stream:
-        return sse_response(_stream_events(requests, outputs))
-    results = await unless_disconnected(request, _collect(requests, outputs))
-    ticket.release()
-    bodies = [r.body(i) for i, r in enumerate(results)]
-    return json_response(bodies if req.is_batch or len(bodies) > 1 else bodies[0])  # type: ignore[arg-type]
+        response = sse_response(_stream_events(requests, outputs))
+    else:
+        results = await unless_disconnected(request, _collect(requests, outputs))
+        ticket.release()
+        bodies = [r.body(i) for i, r in enumerate(results)]
+        response = json_response(bodies if req.is_batch or len(bodies) > 1 else bodies[0])  # type: ignore[arg-type]
+    response.headers.update(warning_headers(warnings))
+    return response
 
 
 async def _stream_events(

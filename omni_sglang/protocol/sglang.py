@@ -8,6 +8,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 PerItem = Any  # a value, or a list with one value per batch item
+_MEDIA = (
+    "{0} items (http(s) URL, data: URI or base64 string): one or a list for one prompt; "
+    "for a batch one entry per prompt (item, list or null) or one item for all. The text "
+    "holds one placeholder per item: the one the chat template writes for {0} parts."
+)
 
 
 class GenerateRequest(BaseModel):
@@ -16,9 +21,10 @@ class GenerateRequest(BaseModel):
     text: str | list[str] | None = None
     input_ids: list[int] | list[list[int]] | None = None
     sampling_params: dict[str, Any] | list[dict[str, Any]] | None = None
-    image_data: Any = None
-    video_data: Any = None
-    audio_data: Any = None
+    # Shapes and items are checked in ``api/generate_media.py``.
+    image_data: Any = Field(None, description=_MEDIA.format("image"))
+    video_data: Any = Field(None, description=_MEDIA.format("video"))
+    audio_data: Any = Field(None, description=_MEDIA.format("audio"))
     return_logprob: bool | list[bool] = False
     logprob_start_len: int | list[int] = -1
     top_logprobs_num: int | list[int] = Field(0)

@@ -84,6 +84,9 @@ class NemotronOmniProcessor(ModalityProcessor):
 
     # --- the whole prompt ------------------------------------------------------------------
 
+    def placeholders(self) -> dict[str, str]:
+        return dict(self._placeholder)
+
     def _parts(self, prompt: str, items: Sequence[MediaItem]) -> list[str]:
         """``prompt`` split around its placeholders, checked against ``items``."""
         parts = self._split.split(prompt)
