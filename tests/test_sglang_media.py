@@ -254,6 +254,24 @@ async def test_adapter_refuses_a_rate_sglang_could_not_apply(tiny_model_path: Pa
         await prepare_chat(chat_request(messages=user(video_part())), sg)
 
 
+async def test_unset_max_tokens_leaves_the_room_to_sglang(
+    states: tuple[ServerState, ServerState],
+) -> None:
+    """Only SGLang knows the expanded prompt's length: an unset max_tokens goes as
+    SGLang's unset (its scheduler fills the context's room); a set one goes as it is."""
+    from tests.test_sglang_backend import sglang_sampling_params
+
+    _, sg = states
+    for fields, expected in (({}, None), ({"max_tokens": 50}, 50)):
+        prepared = await prepare_chat(chat_request(messages=user(image_part()), **fields), sg)
+        obj = to_generate_req_input(prepared.request)
+        obj.normalize_batch_and_arguments()
+        assert obj.sampling_params["max_new_tokens"] == expected
+        assert sglang_sampling_params(obj.sampling_params, sg.tokenizer).max_new_tokens == expected
+    text_only = await prepare_chat(chat_request(), sg)  # no media: we know the length
+    assert text_only.request.sampling_params["max_new_tokens"] > 0
+
+
 async def test_concurrent_requests_keep_their_own_video_options(
     states: tuple[ServerState, ServerState], processor_for: Any
 ) -> None:

@@ -153,6 +153,11 @@ async def _media_prompt(
             MEDIA_PREP.observe(time.monotonic() - started)
 
 
+def _engine_expands(state: ServerState, request: EngineRequest) -> bool:
+    has_media = request.image_data or request.video_data or request.audio_data
+    return bool(state.engine.expands_media and has_media)
+
+
 async def prepare_chat(req: ChatCompletionRequest, state: ServerState) -> PreparedChat:
     state.check_model(req.model)
     _refuse_unimplemented(req, state)
@@ -161,8 +166,7 @@ async def prepare_chat(req: ChatCompletionRequest, state: ServerState) -> Prepar
     prompt = await asyncio.to_thread(render_chat_prompt, state.tokenizer, req)
     engine_request = EngineRequest(rid=f"chatcmpl-{uuid.uuid4().hex}", stream=req.stream)
     warnings = await _media_prompt(req, state, prompt, engine_request)
-    input_ids = engine_request.input_ids or []
-    prompt_len = engine_request.prompt_tokens_hint or len(input_ids)
+    prompt_len = len(engine_request.input_ids or [])
     info = state.model_info
     requested = req.max_completion_tokens or req.max_tokens
     max_new = resolve_max_new_tokens(requested, prompt_len, info.max_model_len)
@@ -176,6 +180,10 @@ async def prepare_chat(req: ChatCompletionRequest, state: ServerState) -> Prepar
         max_stops=state.config.max_stop_sequences,
         defaults=defaults,
     )
+    if requested is None and _engine_expands(state, engine_request):
+        # The engine expands the media placeholders itself, so only it knows the prompt's
+        # length: unset is SGLang's own "whatever room the context has".
+        params["max_new_tokens"] = None
     engine_request.sampling_params = params
     engine_request.custom_logit_processor = custom_processor(
         req, state.config.enable_custom_logit_processor

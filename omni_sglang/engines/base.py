@@ -39,8 +39,6 @@ class EngineRequest:
     #: Media already expanded by our modality processor (engines that do not expand
     #: media themselves): features and placeholder positions per item.
     mm_items: list[Any] | None = None
-    #: Prompt length as our processor counts it, where ``input_ids`` is not sent.
-    prompt_tokens_hint: int | None = None
 
 
 @dataclass

@@ -53,7 +53,6 @@ __all__ = [
 #: so a field added to the contract cannot be dropped here unnoticed).
 NOT_SENT_TO_SGLANG = {
     "mm_items": "SGLang's own multimodal processor expands image/video/audio_data",
-    "prompt_tokens_hint": "SGLang counts the prompt it tokenizes itself",
     "stream": "SGLang always streams to us; the serving layer aggregates",
 }
 
