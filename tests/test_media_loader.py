@@ -124,6 +124,26 @@ async def test_video_options_and_audio_in_video():
     assert silent.warnings == ["use_audio_in_video is set but the video has no audio track"]
 
 
+@pytest.mark.parametrize("options", [{}, {"num_frames": 3, "fps": -1}, {"fps": 4}])
+async def test_frame_plan_without_pixels(options):
+    """For an engine that decodes videos itself: the same frames and times, no pixels,
+    no sound decoded (the container still says whether there is a track)."""
+    loader = new_loader()
+    full = await loader.load("video", data_uri("av.mp4"), {**options, "use_audio_in_video": True})
+    plan = await loader.load(
+        "video", data_uri("av.mp4"), {**options, "use_audio_in_video": True, "decode_frames": False}
+    )
+    assert plan.data.frames is None and plan.data.audio is None and plan.data.has_audio_track
+    assert full.data.frames is not None and full.data.audio is not None
+    assert plan.data.frame_indices == full.data.frame_indices
+    assert plan.data.timestamps == pytest.approx(full.data.timestamps)
+    assert plan.content_hash != full.content_hash and loader.cache.decodes == 2
+    silent = await loader.load(
+        "video", data_uri("a.mp4"), {"use_audio_in_video": True, "decode_frames": False}
+    )
+    assert silent.warnings == ["use_audio_in_video is set but the video has no audio track"]
+
+
 @pytest.mark.parametrize(
     ("options", "words"),
     [

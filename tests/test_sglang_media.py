@@ -131,7 +131,8 @@ async def test_image_video_audio_expand_as_on_the_cpu_path(
     ours, out, obj = await both_paths(
         states, processor, messages=messages, mm_processor_kwargs={"video_pruning_rate": 0.0}
     )
-    # What SGLang was handed: our decoded images, the fetched bytes, no URL anywhere.
+    # What SGLang was handed: our decoded images, the fetched bytes, no URL anywhere;
+    # the video's frames are planned here and decoded by SGLang only.
     assert all(isinstance(i, Image.Image) and i.mode == "RGB" for i in obj.image_data)
     assert len(obj.image_data) == 2
     assert obj.video_data[0].url == VIDEO and obj.audio_data == [AUDIO]

@@ -106,7 +106,11 @@ async def _load(
     if part.type == "input_audio":
         return await loader.load_input_audio(part.input_audio.data, part.input_audio.format)
     url = getattr(part, part.type).url
-    options = {**video, "use_audio_in_video": use_audio} if modality == "video" else {}
+    options: dict[str, Any] = {}
+    if modality == "video":
+        # An engine that expands media decodes the video itself: plan the frames only.
+        pixels = not state.engine.expands_media
+        options = {**video, "use_audio_in_video": use_audio, "decode_frames": pixels}
     return await loader.load(modality, url, options)
 
 

@@ -182,7 +182,11 @@ async def _load(state: ServerState, item: _Item, url: str) -> LoadedMedia:
     options: dict[str, Any] = {}
     if item.modality == "video":
         video = state.config.media_io_kwargs.get("video")
-        options = {**(video if isinstance(video, dict) else {}), "use_audio_in_video": False}
+        options = {
+            **(video if isinstance(video, dict) else {}),
+            "use_audio_in_video": False,
+            "decode_frames": not state.engine.expands_media,  # SGLang decodes it itself
+        }
     try:
         loaded: LoadedMedia = await loader.load(item.modality, url, options)
         return loaded

@@ -53,10 +53,12 @@ class VideoOptions:
     fps: float | None = None
     num_frames: int | None = None
     use_audio_in_video: bool = False
+    #: False: plan the frames only (the engine decodes the video itself).
+    decode_frames: bool = True
 
     def key(self) -> str:
         req = FrameRequest.from_options(self.fps, self.num_frames)
-        return f"{req.key()},audio={self.use_audio_in_video}"
+        return f"{req.key()},audio={self.use_audio_in_video},pixels={self.decode_frames}"
 
 
 @dataclass
@@ -168,7 +170,12 @@ class MediaLoader:
             return _Decoded(image, notes, image.width * image.height * len(image.getbands()))
         if modality == "video":
             video = decode_video(
-                data, self.limits, opts.fps, opts.num_frames, opts.use_audio_in_video
+                data,
+                self.limits,
+                opts.fps,
+                opts.num_frames,
+                opts.use_audio_in_video,
+                decode_frames=opts.decode_frames,
             )
             return _Decoded(video, video.warnings, video.nbytes)
         audio = decode_audio(data, self.limits, fmt=fmt.format)
@@ -176,7 +183,8 @@ class MediaLoader:
 
 
 def parse_video_options(options: Mapping[str, Any] | None) -> VideoOptions:
-    """fps / num_frames / use_audio_in_video from the request, checked for type."""
+    """fps / num_frames / use_audio_in_video from the request, checked for type; and the
+    server's ``decode_frames``."""
     if not options:
         return VideoOptions()
     fps = options.get("fps")
@@ -197,7 +205,8 @@ def parse_video_options(options: Mapping[str, Any] | None) -> VideoOptions:
         use_audio = False
     if not isinstance(use_audio, bool):
         raise MediaError(f"use_audio_in_video must be true or false, not {use_audio!r}")
-    return VideoOptions(fps=fps, num_frames=num_frames, use_audio_in_video=use_audio)
+    decode_frames = bool(options.get("decode_frames", True))
+    return VideoOptions(fps, num_frames, use_audio, decode_frames)
 
 
 def _sha256(data: bytes) -> str:

@@ -28,8 +28,9 @@ from omni_sglang.media.sampling import FrameRequest, check_request, plan_frames
 
 @dataclass
 class DecodedVideo:
-    #: uint8 RGB frames [T, H, W, 3]; read-only (may be shared through the cache).
-    frames: np.ndarray
+    #: uint8 RGB frames [T, H, W, 3]; read-only (may be shared through the cache). None
+    #: when only the frame plan was asked for (an engine that decodes videos itself).
+    frames: np.ndarray | None
     #: Presentation time of each frame, seconds from the start of the video.
     timestamps: list[float]
     frame_indices: list[int]
@@ -46,7 +47,8 @@ class DecodedVideo:
 
     @property
     def nbytes(self) -> int:
-        return int(self.frames.nbytes) + (0 if self.audio is None else int(self.audio.nbytes))
+        frames = 0 if self.frames is None else int(self.frames.nbytes)
+        return frames + (0 if self.audio is None else int(self.audio.nbytes))
 
 
 def decode_video(
@@ -55,7 +57,12 @@ def decode_video(
     fps: float | None = None,
     num_frames: int | None = None,
     with_audio: bool = False,
+    decode_frames: bool = True,
 ) -> DecodedVideo:
+    """``decode_frames=False``: everything but the pixels and the sound (limits checked,
+    frames planned, the file indexed), for an engine that decodes the video itself; about
+    5 ms instead of 0.8 s for a 30 s 720p clip at 2 fps. Timestamps are then the index
+    times (``i / fps``), which equal the presentation times of constant-rate video."""
     from torchcodec.decoders import VideoDecoder, get_container_metadata
 
     req = FrameRequest.from_options(fps, num_frames)
@@ -99,25 +106,19 @@ def decode_video(
     source_fps = float(meta.average_fps or 0.0)
     plan = plan_frames(total, source_fps, duration, req, limits.max_video_frames)
     notes.extend(plan.warnings)
-    try:
-        batch = decoder.get_frames_at(plan.indices)
-    except Exception as exc:
-        raise MediaError(f"video is truncated or corrupt: {short_error(exc)}") from exc
-    frames = np.ascontiguousarray(batch.data.numpy())
-    frames.flags.writeable = False
-    begin = float(meta.begin_stream_seconds or 0.0)
-    timestamps = [round(max(0.0, float(t) - begin), 6) for t in batch.pts_seconds.tolist()]
+    frames, timestamps = None, _index_times(plan.indices, total, source_fps, duration)
+    if decode_frames:
+        frames, timestamps = _decode_frames(decoder, plan.indices, meta)
 
     audio_index = container.best_audio_stream_index
     audio = None
-    if with_audio:
-        if audio_index is None:
-            notes.append("use_audio_in_video is set but the video has no audio track")
-        else:
-            track = decode_audio_stream(
-                data, limits, stream_index=audio_index, what="the video's audio track"
-            )
-            audio = track.samples
+    if with_audio and audio_index is None:
+        notes.append("use_audio_in_video is set but the video has no audio track")
+    elif with_audio and decode_frames:
+        track = decode_audio_stream(
+            data, limits, stream_index=audio_index, what="the video's audio track"
+        )
+        audio = track.samples
     return DecodedVideo(
         frames=frames,
         timestamps=timestamps,
@@ -129,6 +130,22 @@ def decode_video(
         has_audio_track=audio_index is not None,
         warnings=notes,
     )
+
+
+def _decode_frames(decoder: Any, indices: list[int], meta: Any) -> tuple[np.ndarray, list[float]]:
+    try:
+        batch = decoder.get_frames_at(indices)
+    except Exception as exc:
+        raise MediaError(f"video is truncated or corrupt: {short_error(exc)}") from exc
+    frames = np.ascontiguousarray(batch.data.numpy())
+    frames.flags.writeable = False
+    begin = float(meta.begin_stream_seconds or 0.0)
+    return frames, [round(max(0.0, float(t) - begin), 6) for t in batch.pts_seconds.tolist()]
+
+
+def _index_times(indices: list[int], total: int, fps: float, duration: float) -> list[float]:
+    step = 1.0 / fps if fps > 0 else (duration / total if total else 0.0)
+    return [round(i * step, 6) for i in indices]
 
 
 def _check_complete(meta: Any) -> None:

@@ -209,6 +209,8 @@ class NemotronOmniProcessor(ModalityProcessor):
     def _video(self, item: MediaItem) -> _Expanded:
         c = self.cfg
         video = item.data
+        if getattr(video, "frames", None) is None:
+            raise ValueError("the video's frames were not decoded (planned for SGLang only)")
         images = mm_features.frame_images(video.frames)
         if not images:
             raise ValueError("the video has no frames")

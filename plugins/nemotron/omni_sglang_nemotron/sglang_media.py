@@ -57,13 +57,14 @@ def video_data(item: MediaItem, index: int) -> Any:
 
 
 def _wants_soundtrack(item: MediaItem, processor: NemotronOmniProcessor) -> bool:
-    track = getattr(item.data, "audio", None)
-    return (
-        bool(item.options.get("use_audio_in_video"))
-        and processor.cfg.audio is not None
-        and track is not None
-        and len(track) > 0
-    )
+    video = item.data
+    if not item.options.get("use_audio_in_video") or processor.cfg.audio is None:
+        return False
+    track = getattr(video, "audio", None)
+    if track is not None:
+        return len(track) > 0
+    # Frames (and sound) left for SGLang to decode: the container says there is a track.
+    return getattr(video, "frames", None) is None and bool(getattr(video, "has_audio_track", False))
 
 
 def unexpanded_prompt(
