@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -26,7 +27,7 @@ from omni_sglang.engines.sglang_backend import to_generate_req_input
 from omni_sglang.errors import InvalidRequestError
 from omni_sglang.media import synth
 from omni_sglang.state import ServerState
-from tests.conftest import adapter_state, chat_request
+from tests.conftest import TINY, adapter_state, chat_request
 from tests.test_modality_sglang import stub_extractor_class
 
 pytestmark = pytest.mark.sglang
@@ -41,45 +42,78 @@ def uri(data: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
+def sglang_hf_config(tiny_model_path: Path, rate: float) -> Any:
+    """SGLang's own config class for this model, from the tiny checkpoint's values."""
+    import json
+
+    from sglang.srt.configs.nano_nemotron_vl import NemotronH_Nano_Omni_Reasoning_V3_Config
+
+    config = json.loads((tiny_model_path / "config.json").read_text())
+    keys = ("force_image_size", "patch_size", "downsample_ratio", "use_thumbnail")
+    return NemotronH_Nano_Omni_Reasoning_V3_Config(
+        vision_config=config["vision_config"],
+        llm_config={"hidden_size": 64},
+        sound_config=config.get("sound_config"),
+        norm_mean=config["norm_mean"],
+        norm_std=config["norm_std"],
+        video_pruning_rate=rate,
+        architectures=["NemotronH_Nano_Omni_Reasoning_V3"],
+        **{k: config[k] for k in keys},
+    )
+
+
+@asynccontextmanager
+async def sglang_state(tiny_model_path: Path, **config: Any) -> AsyncIterator[ServerState]:
+    """The adapter over our real ``SGLangEngine``, whose in-process ``sglang.Engine``
+    (GPU only) is replaced by what the adapter reads of it: the tokenizer manager's
+    tokenizer and model config (SGLang's own config class for this model)."""
+    from transformers import AutoTokenizer
+
+    from omni_sglang.config import load_config
+    from omni_sglang.engines.sglang_backend import SGLangEngine
+    from omni_sglang.plugins import registry
+    from omni_sglang.state import ServerPlugins, ServerState
+
+    fields = {"model_path": str(tiny_model_path), "served_model_name": [TINY], **config}
+    cfg = load_config(fields, environ={})
+    engine = SGLangEngine(cfg)
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_path))
+    hf = sglang_hf_config(tiny_model_path, cfg.video_pruning_rate)
+    model = SimpleNamespace(context_len=16384, vocab_size=len(tokenizer), hf_config=hf)
+    engine.tokenizer = tokenizer
+    engine._engine = SimpleNamespace(
+        tokenizer_manager=SimpleNamespace(tokenizer=tokenizer, model_config=model)
+    )
+    state = ServerState(cfg, engine, ServerPlugins.from_config(cfg, registry))
+    state.prepare_plugins()
+    yield state
+
+
 @pytest.fixture(scope="module")
 async def states(tiny_model_path: Path) -> AsyncIterator[tuple[ServerState, ServerState]]:
-    """(CPU-path state, SGLang-path state): the same adapter, the second telling it that
-    the engine expands media itself, as the sglang engine does."""
-    async with adapter_state(tiny_model_path) as cpu, adapter_state(tiny_model_path) as sg:
-        sg.engine.expands_media = True  # type: ignore[misc]
+    """(CPU-path state, SGLang-path state): the same request through the CPU engine and
+    through the sglang engine's side of the adapter."""
+    async with adapter_state(tiny_model_path) as cpu, sglang_state(tiny_model_path) as sg:
         yield cpu, sg
 
 
 @pytest.fixture(scope="module")
 def processor_for(tiny_model_path: Path) -> Any:
     """Factory: our SGLang processor subclass for the tiny config at a server EVS rate."""
-    import json
-
     from sglang.srt import runtime_context
-    from sglang.srt.configs.nano_nemotron_vl import NemotronH_Nano_Omni_Reasoning_V3_Config
     from sglang.srt.multimodal.processors import nano_nemotron_vl as nv
     from sglang.srt.server_args import ServerArgs
     from transformers import AutoTokenizer
 
     from omni_sglang_nemotron.sglang_processor import OmniNanoNemotronVLProcessor
 
-    config = json.loads((tiny_model_path / "config.json").read_text())
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_path))
 
     def build(rate: float) -> Any:
         args = ServerArgs(model_path="dummy", device="cpu", context_length=16384)
         args.mm_process_config = {}
         runtime_context.publish(args, role="tokenizer")
-        keys = ("force_image_size", "patch_size", "downsample_ratio", "use_thumbnail")
-        hf = NemotronH_Nano_Omni_Reasoning_V3_Config(
-            vision_config=config["vision_config"],
-            llm_config={"hidden_size": 64},
-            sound_config=config.get("sound_config"),
-            norm_mean=config["norm_mean"],
-            norm_std=config["norm_std"],
-            video_pruning_rate=rate,
-            **{k: config[k] for k in keys},
-        )
+        hf = sglang_hf_config(tiny_model_path, rate)
         return OmniNanoNemotronVLProcessor(hf, None, tokenizer, None)
 
     with pytest.MonkeyPatch.context() as mp:
@@ -111,7 +145,7 @@ async def both_paths(
     cpu, sg = states
     ours = (await prepare_chat(chat_request(**fields), cpu)).request
     theirs = (await prepare_chat(chat_request(**fields), sg)).request
-    assert theirs.mm_items is None and theirs.prompt is None
+    assert sg.engine.expands_media and theirs.mm_items is None and theirs.prompt is None
     obj = to_generate_req_input(theirs)
     obj.normalize_batch_and_arguments()
     out = await processor.process_mm_data_async(obj.image_data, obj.audio_data, obj.input_ids, obj)
@@ -242,8 +276,7 @@ async def test_per_request_rate_without_server_evs_is_refused(
 
 
 async def test_adapter_refuses_a_rate_sglang_could_not_apply(tiny_model_path: Path) -> None:
-    async with adapter_state(tiny_model_path, video_pruning_rate=0.0) as sg:
-        sg.engine.expands_media = True  # type: ignore[misc]
+    async with sglang_state(tiny_model_path, video_pruning_rate=0.0) as sg:
         with pytest.raises(InvalidRequestError, match="NIM_VIDEO_PRUNING_RATE"):
             await prepare_chat(
                 chat_request(

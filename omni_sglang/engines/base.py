@@ -95,8 +95,9 @@ class Engine(ABC):
     #: The tokenizer requests are built with (a transformers tokenizer).
     tokenizer: Any
     #: True when the engine runs the model's own media processor (SGLang): it then takes
-    #: decoded media in image_data / video_data / audio_data and the prompt with
-    #: placeholders. False: it takes our modality processor's ``input_ids`` + ``mm_items``.
+    #: ``input_ids`` with one placeholder per item and the media in image_data /
+    #: video_data / audio_data (``ModalityProcessor.unexpanded``). False: it takes our
+    #: modality processor's expanded ``input_ids`` + ``mm_items``.
     expands_media: bool = False
 
     @abstractmethod

@@ -213,6 +213,9 @@ def require_gpu() -> None:
 
 
 class SGLangEngine(Engine):
+    #: SGLang's multimodal processor (our subclass of it) expands the placeholders.
+    expands_media = True
+
     def __init__(self, config: ServerConfig):
         self._config = config
         self._server_args = build_server_args(config)
@@ -306,10 +309,17 @@ class SGLangEngine(Engine):
     def model_info(self) -> ModelInfo:
         args = self._server_args
         model_config = getattr(self._require_engine().tokenizer_manager, "model_config", None)
+        hf_config = getattr(model_config, "hf_config", None)
+        # The checkpoint's config, as the CPU engine gives it: the modality plugin reads its
+        # media settings (vision / sound configs, placeholder tokens) from it.
+        extra = {} if hf_config is None else {"config": hf_config.to_dict()}
+        if hf_config is not None:
+            extra["architectures"] = list(getattr(hf_config, "architectures", None) or [])
         return ModelInfo(
             model_path=args.model_path,
             max_model_len=int(getattr(model_config, "context_len", 0) or args.context_length or 0),
             vocab_size=int(getattr(model_config, "vocab_size", 0) or 0),
+            extra=extra,
         )
 
     async def health(self) -> bool:
