@@ -20,6 +20,7 @@ This module imports SGLang: only SGLang processes load it.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sglang.srt.parser.reasoning_parser import (
     BaseReasoningFormatDetector,
@@ -129,10 +130,26 @@ def register_media_processor() -> None:
     the rate each video item names (scheduler process)."""
     from sglang.srt.plugins.hook_registry import HookRegistry, HookType
 
-    from omni_sglang_nemotron import sglang_processor as sp
+    HookRegistry.register(PROCESSOR_TARGET, _install_processor, HookType.AFTER)
+    HookRegistry.register(EVS_TARGET, _evs_video_at_item_rate, HookType.AROUND)
 
-    HookRegistry.register(sp.PROCESSOR_TARGET, sp.install_processor, HookType.AFTER)
-    HookRegistry.register(sp.EVS_TARGET, sp.evs_video_at_item_rate, HookType.AROUND)
+
+# The hooks import our processor module (and through it SGLang's model code) only when
+# they run, not when the plugin loads in every SGLang process.
+PROCESSOR_TARGET = "sglang.srt.managers.multimodal_processor.import_processors"
+EVS_TARGET = "sglang.srt.multimodal.evs.evs_module.EVS.evs_video"
+
+
+def _install_processor(*_args: Any, **_kwargs: Any) -> None:
+    from omni_sglang_nemotron.sglang_processor import install_processor
+
+    install_processor()
+
+
+def _evs_video_at_item_rate(original: Any, model: Any, items: list[Any]) -> Any:
+    from omni_sglang_nemotron.sglang_processor import evs_video_at_item_rate
+
+    return evs_video_at_item_rate(original, model, items)
 
 
 def register() -> None:

@@ -177,11 +177,7 @@ def evs_video_at_item_rate(original: Callable[..., Any], model: Any, items: list
         model.evs_config = saved
 
 
-PROCESSOR_TARGET = "sglang.srt.managers.multimodal_processor.import_processors"
-EVS_TARGET = "sglang.srt.multimodal.evs.evs_module.EVS.evs_video"
-
-
-def install_processor(*_args: Any, **_kwargs: Any) -> None:
+def install_processor() -> None:
     """Put our processor in ``PROCESSOR_MAPPING`` for SGLang's Nemotron models. Runs
     after every ``import_processors`` (which would otherwise put SGLang's back)."""
     from sglang.srt.managers.multimodal_processor import PROCESSOR_MAPPING
