@@ -371,6 +371,13 @@ def test_sglang_style_fps_options_are_honoured(processor_for: Any) -> None:
         )
         out = asyncio.run(processor.process_mm_data_async(None, None, prompt, request))
         assert out.mm_items[0].model_specific_data["frames_per_video"] == [frames], kwargs
+    # Above the cap: a ValueError, which SGLang answers with a 400.
+    request = SimpleNamespace(
+        video_data=[VideoData(url=VIDEO, preprocess_kwargs={"num_frames": 300})],
+        use_audio_in_video=False,
+    )
+    with pytest.raises(ValueError, match="limit of 128 frames"):
+        asyncio.run(processor.process_mm_data_async(None, None, prompt, request))
 
 
 def test_the_model_prunes_at_the_items_rate() -> None:

@@ -36,6 +36,7 @@ from sglang.srt.multimodal.processors.nano_nemotron_vl import (
     NanoNemotronVLImageProcessor,
 )
 
+from omni_sglang.media.errors import MediaError
 from omni_sglang.media.sampling import FrameRequest, plan_frames
 from omni_sglang_nemotron.sglang_media import FRAME_INDICES, PRUNING_RATE, TIMESTAMPS
 
@@ -76,7 +77,10 @@ def _frame_plan(video: Any, options: dict[str, Any]) -> tuple[list[int], list[fl
         wanted = FrameRequest.from_options(options.get("fps"), options.get("num_frames"))
         cap = int(options.get("max_frames", MAX_FRAMES))
         duration = total / fps if fps > 0 else 0.0
-        indices = plan_frames(total, fps, duration, wanted, cap).indices
+        try:
+            indices = plan_frames(total, fps, duration, wanted, cap).indices
+        except MediaError as exc:  # SGLang answers a ValueError with a 400
+            raise ValueError(exc.message) from None
     timestamps = options.get(TIMESTAMPS)
     if timestamps is None or len(timestamps) != len(indices):
         timestamps = [i / fps if fps > 0 else 0.0 for i in indices]
