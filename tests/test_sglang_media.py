@@ -413,6 +413,15 @@ def test_the_model_prunes_at_the_items_rate() -> None:
 
     for rate in (0.0, 0.5, 0.9):
         assert kept(rate) == compute_retained_tokens_count(rows * cols, frames, rate)
+    # Single-frame videos of two requests at two rates come in one call: nothing to prune.
+    singles = [
+        MultimodalDataItem(
+            modality=Modality.VIDEO,
+            model_specific_data={"thw_grids": [(1, rows, cols)], ITEM_RATE_KEY: rate},
+        )
+        for rate in (0.2, 0.9)
+    ]
+    assert evs_video_at_item_rate(EVS.evs_video, model, singles).shape[0] == frames * rows * cols
     assert kept(None) == compute_retained_tokens_count(rows * cols, frames, 0.5)
     assert model.evs_config.video_pruning_rate == 0.5  # restored
 

@@ -170,9 +170,11 @@ def evs_video_at_item_rate(original: Callable[..., Any], model: Any, items: list
     """Around SGLang's ``EVS.evs_video``: prune at the rate the processor allocated
     placeholders for, when the item names one."""
     rates = {it.model_specific_data.get(ITEM_RATE_KEY) for it in items} - {None}
-    if not rates:
+    if len(rates) != 1:
+        # None named; or several single-frame videos of several requests, which SGLang
+        # passes together and never prunes (their one frame is always kept).
         return original(model, items)
-    (rate,) = rates  # one video item per call (SGLang asserts it)
+    (rate,) = rates
     saved = model.evs_config
     model.evs_config = dataclasses.replace(saved, video_pruning_rate=float(rate))
     try:
