@@ -24,7 +24,7 @@ from PIL import Image
 
 from omni_sglang.adapter.chat import prepare_chat
 from omni_sglang.engines.sglang_backend import to_generate_req_input
-from omni_sglang.errors import InvalidRequestError
+from omni_sglang.errors import InvalidRequestError, UnsupportedFieldError
 from omni_sglang.media import synth
 from omni_sglang.state import ServerState
 from tests.conftest import TINY, adapter_state, chat_request
@@ -424,6 +424,18 @@ def test_the_model_prunes_at_the_items_rate() -> None:
     assert evs_video_at_item_rate(EVS.evs_video, model, singles).shape[0] == frames * rows * cols
     assert kept(None) == compute_retained_tokens_count(rows * cols, frames, 0.5)
     assert model.evs_config.video_pruning_rate == 0.5  # restored
+
+
+async def test_a_modality_plugin_without_the_sglang_form_is_a_clear_error(
+    tiny_model_path: Path,
+) -> None:
+    """A third party's processor that only implements ``process``: a 4xx naming why."""
+    from omni_sglang_testplug import CountMedia
+
+    async with sglang_state(tiny_model_path) as sg:
+        sg.modality = CountMedia(sg.tokenizer)
+        with pytest.raises(UnsupportedFieldError, match="CountMedia cannot prepare media"):
+            await prepare_chat(chat_request(messages=user(image_part())), sg)
 
 
 async def test_placeholder_text_in_the_prompt_is_refused(

@@ -14,7 +14,7 @@ import asyncio
 
 from omni_sglang.adapter.media import MediaInputs
 from omni_sglang.engines.base import EngineRequest
-from omni_sglang.errors import InvalidRequestError
+from omni_sglang.errors import InvalidRequestError, UnsupportedFieldError
 from omni_sglang.state import ServerState
 
 
@@ -32,7 +32,14 @@ async def attach_media(
         if state.engine.expands_media:
             # Token ids, not text: SGLang's text path puts every image of a prompt at the
             # first placeholder; its id path expands each one in place.
-            raw = await asyncio.to_thread(state.modality.unexpanded, prompt, media.items)
+            try:
+                raw = await asyncio.to_thread(state.modality.unexpanded, prompt, media.items)
+            except NotImplementedError as exc:  # a plugin without the optional method
+                raise UnsupportedFieldError(
+                    f"media needs a modality processor that prepares it for an engine that "
+                    f"expands media itself; this server's cannot ({exc})",
+                    "messages",
+                ) from None
             request.input_ids = raw.input_ids
             request.image_data = raw.image_data or None
             request.video_data = raw.video_data or None
