@@ -12,13 +12,13 @@ PORT ?= 8000
 setup: $(STAMP)
 
 # Idempotent: reruns only when a project file that lists dependencies changes.
-$(STAMP): pyproject.toml plugins/nemotron/pyproject.toml tests/plugin_pkg/pyproject.toml
+$(STAMP): pyproject.toml plugins/nemotron/pyproject.toml plugins/sglang-cpu/pyproject.toml tests/plugin_pkg/pyproject.toml
 	@echo "==> system packages"
 	@command -v ffmpeg >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; }
 	@echo "==> python environment in $(VENV) (first run: ~7 min, SGLang and torch are large)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]' -e plugins/nemotron -e tests/plugin_pkg
+	$(PY) -m pip install -q -e '.[test]' -e plugins/nemotron -e plugins/sglang-cpu -e tests/plugin_pkg
 	@touch $(STAMP)
 
 serve: setup

@@ -1,0 +1,90 @@
+"""SGLang's out-of-tree platform for a plain CPU.
+
+SGLang's in-tree CPU platform (``SGLANG_USE_CPU_ENGINE=1``) needs the Xeon AMX build of
+``sgl_kernel``; without it every CustomOp and several layers reach for CUDA or Triton.
+An out-of-tree platform (``PlatformEnum.OOT``) is SGLang's own seam for new hardware:
+``is_cpu()`` stays False (no ``sgl_kernel`` op is ever called), every CustomOp runs its
+``forward_native``, attention runs on the ``torch_native`` backend and sampling on the
+``pytorch`` one. What that still leaves missing for Nemotron-H is installed after the
+model loads (``patches.install``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from sglang.srt.platforms.cpu import CpuDeviceMixin
+from sglang.srt.platforms.device_mixin import PlatformEnum
+from sglang.srt.platforms.interface import PlatformCapabilities, SRTPlatform
+
+from omni_sglang_cpu import PLATFORM_NAME
+
+logger = logging.getLogger(__name__)
+
+#: Share of the machine's RAM SGLang may plan for weights + KV pool when not told.
+CPU_MEM_FRACTION_STATIC = 0.1
+
+
+class CpuNativePlatform(CpuDeviceMixin, SRTPlatform):
+    _enum = PlatformEnum.OOT
+    device_name = "cpu"
+    device_type = "cpu"
+    # Everything off: no Triton, no graph capture, no pynccl (torch-native paths only).
+    capabilities = PlatformCapabilities()
+
+    def apply_server_args_defaults(self, server_args: Any) -> None:
+        # Only what is unset: a user's explicit choice still reaches SGLang (and its
+        # own error, if the backend cannot run here).
+        if server_args.attention_backend is None:
+            server_args.attention_backend = "torch_native"
+        if server_args.sampling_backend is None:
+            server_args.sampling_backend = "pytorch"
+        if server_args.dtype == "auto":
+            # SGLang's "auto" would load a float32 checkpoint as float16 here, and
+            # half-precision matmuls on CPUs without AMX are slower than float32 ones.
+            server_args.dtype = "float32"
+        if server_args.mm_attention_backend is None:
+            server_args.mm_attention_backend = "sdpa"
+        if server_args.mem_fraction_static is None and server_args.max_total_tokens is None:
+            # A GPU's memory is SGLang's alone; a CPU's is the machine's RAM, shared with
+            # the other processes (SGLang's default would take most of it for the KV pool).
+            server_args.mem_fraction_static = CPU_MEM_FRACTION_STATIC
+        server_args.disable_cuda_graph = True
+        # The overlap scheduler hides GPU kernel time behind CPU work; on a CPU there is
+        # nothing to hide, and hybrid models' no_buffer Mamba cache requires it off.
+        server_args.disable_overlap_schedule = True
+
+    def get_default_attention_backend(self) -> str:
+        return "torch_native"
+
+    def get_dispatch_key_name(self) -> str:
+        return "native"
+
+    def get_torch_distributed_backend_str(self) -> str:
+        return "gloo"
+
+    def get_group_coordinator_device(self, local_rank: int) -> torch.device:
+        return torch.device("cpu")
+
+    def is_pin_memory_available(self, device: Any = None) -> bool:
+        return False
+
+    def support_mamba_cache_extra_buffer(self) -> bool:
+        return False
+
+    def get_compile_backend(self, mode: str | None = None) -> str:
+        return "eager"
+
+    def init_backend(self) -> None:
+        # SGLang decorates a few helpers with torch.compile (grouped top-k routing, seeded
+        # sampling) whose default backend, inductor, compiles C++ on first call: 50 s of
+        # the first request on 2 cores, again for new shapes. Eager runs them at once.
+        torch._dynamo.config.disable = True
+        logger.info("SGLang on the CPU through the %s platform (torch-native ops)", PLATFORM_NAME)
+
+    def post_load_model(self, model: torch.nn.Module) -> None:
+        from omni_sglang_cpu.patches import install
+
+        install(model)

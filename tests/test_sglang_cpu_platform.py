@@ -1,0 +1,141 @@
+"""The omni-sglang-cpu platform plugin's own pieces: when it activates, the SGLang
+version it insists on, and its torch-native ops against transformers' reference maths.
+(That SGLang then really serves through it is what every ``[sglang]`` HTTP test shows.)
+
+SGLang is imported first, as in its own processes: its platform discovery imports this
+plugin's platform class, and importing that class first would make the discovery find a
+half-imported module."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import sglang.srt.utils  # noqa: F401 - as in SGLang's processes: it resolves the platform
+import torch
+
+from omni_sglang_cpu import PLATFORM_NAME, SGLANG_VERSION, activation, version
+
+
+def test_activates_on_a_machine_without_accelerators(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SGLANG_PLATFORM", raising=False)
+    monkeypatch.delenv("SGLANG_USE_CPU_ENGINE", raising=False)
+    assert not torch.cuda.is_available()  # this suite runs on CPU-only machines
+    assert activation.activate() == activation.PLATFORM_CLASS
+
+
+def test_never_activates_beside_a_gpu_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SGLANG_PLATFORM", raising=False)
+    monkeypatch.setattr(activation, "accelerator_present", lambda: True)
+    assert activation.activate() is None
+    monkeypatch.setenv("SGLANG_PLATFORM", PLATFORM_NAME)  # asked for by name: on anyway
+    assert activation.activate() == activation.PLATFORM_CLASS
+
+
+def test_steps_aside_for_sglangs_own_amx_cpu_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SGLANG_PLATFORM", raising=False)
+    monkeypatch.setenv("SGLANG_USE_CPU_ENGINE", "1")
+    assert activation.activate() is None
+
+
+def test_another_sglang_version_is_refused_with_what_to_do(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("SGLANG_PLATFORM", raising=False)
+    monkeypatch.setattr(activation, "accelerator_present", lambda: False)
+    monkeypatch.setattr(version, "installed_sglang_version", lambda: "0.6.0")
+    with pytest.raises(version.SGLangVersionMismatch) as caught:
+        activation.activate()
+    message = str(caught.value)
+    assert "0.6.0" in message and f"sglang=={SGLANG_VERSION}" in message
+    assert "uninstall omni-sglang-cpu" in message
+
+
+def test_the_installed_sglang_is_the_one_the_plugin_was_written_for() -> None:
+    version.check_sglang_version()
+
+
+def test_server_arg_defaults_keep_what_the_user_chose() -> None:
+    from omni_sglang_cpu.platform import CPU_MEM_FRACTION_STATIC, CpuNativePlatform
+
+    unset = SimpleNamespace(
+        dtype="auto",
+        attention_backend=None,
+        sampling_backend=None,
+        mm_attention_backend=None,
+        mem_fraction_static=None,
+        max_total_tokens=None,
+    )
+    CpuNativePlatform().apply_server_args_defaults(unset)
+    assert (unset.attention_backend, unset.sampling_backend) == ("torch_native", "pytorch")
+    assert unset.mem_fraction_static == CPU_MEM_FRACTION_STATIC and unset.dtype == "float32"
+    assert unset.disable_cuda_graph and unset.disable_overlap_schedule  # type: ignore[attr-defined]
+    chosen = SimpleNamespace(
+        dtype="bfloat16",
+        attention_backend="triton",
+        sampling_backend="flashinfer",
+        mm_attention_backend="fa3",
+        mem_fraction_static=None,
+        max_total_tokens=4096,
+    )
+    CpuNativePlatform().apply_server_args_defaults(chosen)
+    assert (chosen.attention_backend, chosen.sampling_backend) == ("triton", "flashinfer")
+    assert chosen.dtype == "bfloat16"
+    assert chosen.mem_fraction_static is None  # a KV size was given: no fraction imposed
+
+
+def test_mm_with_out_dtype_runs_on_the_cpu() -> None:
+    from omni_sglang_cpu.patches import install_mm_out_dtype
+
+    install_mm_out_dtype()
+    a, b = torch.randn(5, 7).bfloat16(), torch.randn(7, 3).bfloat16()
+    out = torch.mm(a, b, out_dtype=torch.float32)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, a.double().mm(b.double()).float(), rtol=1e-5, atol=1e-5)
+
+
+def test_relu2_moe_equals_transformers_nemotron_h_experts() -> None:
+    from transformers import NemotronHConfig
+    from transformers.models.nemotron_h.modeling_nemotron_h import NemotronHExperts
+
+    from omni_sglang_cpu.patches import relu2_moe
+
+    torch.manual_seed(0)
+    config = NemotronHConfig(
+        hidden_size=32, n_routed_experts=6, moe_intermediate_size=24, mlp_hidden_act="relu2"
+    )
+    experts = NemotronHExperts(config)
+    torch.nn.init.normal_(experts.up_proj, std=0.2)
+    torch.nn.init.normal_(experts.down_proj, std=0.2)
+    x = torch.randn(11, 32)
+    top_k_index = torch.stack([torch.randperm(6)[:3] for _ in range(11)])
+    top_k_weights = torch.rand(11, 3)
+    expected = experts(x, top_k_index, top_k_weights)
+    # SGLang's FusedMoE layout: w13 (experts, intermediate, hidden), w2 (experts, hidden, inter).
+    layer = SimpleNamespace(w13_weight=experts.up_proj.data, w2_weight=experts.down_proj.data)
+    got = relu2_moe(layer, x, (top_k_weights, top_k_index, None))
+    torch.testing.assert_close(got, expected.to(got.dtype), rtol=1e-5, atol=1e-5)
+
+
+def test_other_activations_still_reach_sglangs_native_moe() -> None:
+    import sglang.srt.layers.moe.fused_moe_native as native
+
+    from omni_sglang_cpu.patches import install_relu2_moe
+
+    install_relu2_moe()
+    wrapped = native.moe_forward_native
+    assert getattr(wrapped, "_omni_relu2", False)
+    install_relu2_moe()  # idempotent: no second wrapper
+    assert native.moe_forward_native is wrapped
+    torch.manual_seed(1)
+    layer = SimpleNamespace(
+        num_experts=2, w13_weight=torch.randn(2, 8, 4), w2_weight=torch.randn(2, 4, 4)
+    )
+    cfg = SimpleNamespace(
+        activation="silu", is_gated=True, apply_router_weight_on_input=False, gemm1_alpha=None
+    )
+    x, ids, weights = torch.randn(3, 4), torch.tensor([[0], [1], [0]]), torch.ones(3, 1)
+    gate, up = torch.einsum("ti,eoi->teo", x, layer.w13_weight).chunk(2, dim=-1)
+    per_expert = torch.einsum("tei,eoi->teo", torch.nn.functional.silu(gate) * up, layer.w2_weight)
+    expected = per_expert[torch.arange(3), ids[:, 0]]
+    torch.testing.assert_close(wrapped(layer, x, (weights, ids, None), cfg), expected)
