@@ -15,14 +15,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from omni_sglang.errors import ConfigError
+from omni_sglang.tiny.model import (
+    DEFAULT_TINY_MODEL,
+    TINY_MODELS,
+    ensure_tiny_model,
+    tiny_model,
+)
 
 ENV_PREFIX = "OMNI_SGLANG_"
 ReasoningField = Literal["reasoning", "reasoning_content"]
 REASONING_FIELDS: tuple[ReasoningField, ...] = ("reasoning", "reasoning_content")
-DEFAULT_SERVED_NAMES = ["tiny-nemotron-h", "nvidia/nemotron-3-nano-omni-30b-a3b-reasoning"]
 
 #: Environment names NIM users already know, mapped to our fields.
 NIM_ENV_ALIASES: dict[str, str] = {
@@ -41,7 +46,10 @@ class ServerConfig(BaseModel):
 
     # -- model and engine --
     model_path: str | None = Field(
-        None, description="Model folder or hub id; unset serves the tiny built-in model"
+        None, description="Model folder or hub id; unset serves a built-in model (--model)"
+    )
+    model: str | None = Field(
+        None, description="Built-in model when no model_path: 'tiny' (default), 'tiny-llama'"
     )
     served_model_name: list[str] = Field(
         default_factory=list, description="Names clients may request; first is canonical"
@@ -171,18 +179,39 @@ class ServerConfig(BaseModel):
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
 
+    @model_validator(mode="after")
+    def _one_model_source(self) -> ServerConfig:
+        if self.model is not None and self.model_path is not None:
+            raise ValueError("set either model (a built-in model) or model_path, not both")
+        if self.model is not None and self.model not in TINY_MODELS:
+            raise ValueError(
+                f"unknown built-in model {self.model!r}; choose one of {list(TINY_MODELS)}"
+            )
+        return self
+
     # -- derived --
     @property
     def uses_tiny_model(self) -> bool:
         return self.model_path is None
 
     @property
+    def tiny_model_name(self) -> str:
+        return self.model or DEFAULT_TINY_MODEL
+
+    @property
     def model_names(self) -> list[str]:
         if self.served_model_name:
             return list(self.served_model_name)
         if self.model_path is None:
-            return list(DEFAULT_SERVED_NAMES)
+            return list(tiny_model(self.tiny_model_name).served_names)
         return [self.model_path]
+
+    def resolved_model_path(self) -> str:
+        """The checkpoint folder to load: model_path, or the built-in model's folder
+        (built on first use, in seconds)."""
+        if self.model_path is not None:
+            return self.model_path
+        return str(ensure_tiny_model(self.tiny_model_dir, self.tiny_model_name))
 
 
 def _read_toml(path: str) -> dict[str, Any]:

@@ -29,7 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
         "go to SGLang's server args unchanged.",
     )
     p.add_argument("--config", help="TOML serving profile (see configs/)")
-    p.add_argument("--model-path", help="checkpoint folder; unset serves the tiny model")
+    p.add_argument("--model-path", help="checkpoint folder; unset serves a built-in model")
+    p.add_argument(
+        "--model", help="built-in model without --model-path: tiny (default), tiny-llama"
+    )
     p.add_argument(
         "--served-model-name", action="append", help="name clients request (repeat for aliases)"
     )
@@ -118,6 +121,7 @@ def config_from_cli(args: argparse.Namespace, passthrough: list[str]) -> ServerC
         key: getattr(args, key)
         for key in (
             "model_path",
+            "model",
             "served_model_name",
             "engine",
             "host",

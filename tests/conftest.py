@@ -54,7 +54,7 @@ class Server:
             env=full_env,
         )
 
-    def wait_ready(self, timeout: float = 180) -> Server:
+    def wait_ready(self, timeout: float = 420) -> Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -107,6 +107,39 @@ def tiny_server(server_factory) -> Server:  # type: ignore[no-untyped-def]
     """The default server (tiny model, CPU engine) with client logits processors enabled,
     so tests can force known outputs through the real serving path."""
     return server_factory("--enable-custom-logit-processor")
+
+
+#: The engines every HTTP test runs on: our CPU engine and SGLang's own runtime (on this
+#: CPU through the omni-sglang-cpu platform plugin).
+ENGINES = ("cpu", "sglang")
+#: SGLang's KV pool for test servers: enough for the tests' longest prompts, small, since
+#: several test servers share this machine's RAM with the suite.
+SGLANG_TEST_ARGS = ("--", "--max-total-tokens", "131072")
+
+
+def engine_args(engine: str, *args: str) -> tuple[str, ...]:
+    """Launcher arguments for a test server on ``engine`` (SGLang's own args last)."""
+    return ("--engine", engine, *args, *(SGLANG_TEST_ARGS if engine == "sglang" else ()))
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def engine_server(request: pytest.FixtureRequest) -> Server:
+    """``tiny_server``'s configuration on each engine: tests that take it run twice,
+    with the same assertions (pytest groups them by engine, so each server starts once)."""
+    name = "tiny_server" if request.param == "cpu" else "sglang_server"
+    return request.getfixturevalue(name)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def sglang_server(server_factory) -> Server:  # type: ignore[no-untyped-def]
+    """``tiny_server`` on SGLang's own runtime (no GPU: the CPU platform plugin)."""
+    return server_factory(*engine_args("sglang", "--enable-custom-logit-processor"))  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def sglang_llama_server(server_factory) -> Server:  # type: ignore[no-untyped-def]
+    """The tiny Llama-class model on SGLang: attention only, so its radix cache hits."""
+    return server_factory(*engine_args("sglang", "--model", "tiny-llama"))  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="session")

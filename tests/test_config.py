@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from omni_sglang.config import DEFAULT_SERVED_NAMES, load_config
+from omni_sglang.config import load_config
 from omni_sglang.errors import ConfigError
 from omni_sglang.launch import config_from_cli, parse_cli
 
@@ -31,7 +31,19 @@ def test_nim_environment_names(tmp_path: Path) -> None:
 def test_tiny_model_default_names() -> None:
     config = load_config({}, environ={})
     assert config.uses_tiny_model
-    assert config.model_names == DEFAULT_SERVED_NAMES
+    assert config.model_names == [
+        "tiny-nemotron-h",
+        "nvidia/nemotron-3-nano-omni-30b-a3b-reasoning",
+    ]
+
+
+def test_built_in_models_by_name() -> None:
+    llama = load_config({"model": "tiny-llama"}, environ={})
+    assert llama.uses_tiny_model and llama.model_names == ["tiny-llama"]
+    with pytest.raises(ConfigError, match="tiny-llama"):  # the choices are listed
+        load_config({"model": "tiny-gpt"}, environ={})
+    with pytest.raises(ConfigError, match="not both"):
+        load_config({"model": "tiny", "model_path": "/models/x"}, environ={})
 
 
 def test_bad_value_names_the_field() -> None:

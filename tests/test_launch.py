@@ -15,8 +15,10 @@ from omni_sglang.errors import ConfigError
 from tests.conftest import CACHE
 
 
-def launch(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OMNI_SGLANG_TINY_MODEL_DIR": str(CACHE)}
+def launch(
+    *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**(env or os.environ), "OMNI_SGLANG_TINY_MODEL_DIR": str(CACHE)}
     return subprocess.run(
         [sys.executable, "-m", "omni_sglang.launch", "--port", "0", *args],
         capture_output=True,
@@ -31,8 +33,7 @@ def launch(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]
     [
         (["--engine", "warp-drive"], "no engines plugin named 'warp-drive'; installed: cpu"),
         (["--reasoning-parser", "nope"], "no reasoning_parsers plugin named 'nope'"),
-        (["--engine", "sglang"], "needs --model-path"),
-        (["--engine", "sglang", "--model-path", "/models/x"], "needs a CUDA GPU"),
+        (["--engine", "sglang", "--model", "tiny-gpt"], "unknown built-in model 'tiny-gpt'"),
         (["--config", "/nonexistent.toml"], "not found"),
         (["--log-level", "loud"], "invalid choice"),
     ],
@@ -42,6 +43,15 @@ def test_startup_errors(args: list[str], message: str) -> None:
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_sglang_engine_without_gpu_or_platform_plugin_says_what_to_install() -> None:
+    # SGLANG_PLUGINS is SGLang's allow-list, over its platform plugins too: listing none
+    # of ours leaves this machine with no way to run SGLang.
+    result = launch("--engine", "sglang", env={**os.environ, "SGLANG_PLUGINS": "omni_nemotron"})
+    assert result.returncode == 2
+    assert "needs a CUDA GPU or an SGLang platform plugin" in result.stderr
+    assert "plugins/sglang-cpu" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_port_in_use() -> None:

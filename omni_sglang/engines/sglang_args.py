@@ -87,15 +87,18 @@ def _check_context_length(config: ServerConfig, user_args: list[str]) -> None:
             )
 
 
-def server_args_argv(config: ServerConfig) -> list[str]:
-    """The SGLang command line our config stands for (user's ``sglang_args`` last)."""
-    if not config.model_path:
-        raise ConfigError("the sglang engine needs --model-path (a checkpoint folder or hub id)")
+def server_args_argv(config: ServerConfig, device: str | None = None) -> list[str]:
+    """The SGLang command line our config stands for (user's ``sglang_args`` last).
+
+    ``device`` other than ``cuda`` (``cpu``: SGLang through a platform plugin) becomes
+    ``--device``; without a model path, the built-in model's folder is served."""
     user_args, given_overrides = _take_flag(list(config.sglang_args), JSON_OVERRIDE_FLAG)
     _check_context_length(config, user_args)
     # Always on: our thinking-budget processor runs in SGLang's sampler. Whether clients
     # may send their own processors is our config's separate switch, checked per request.
-    argv = ["--model-path", config.model_path, "--enable-custom-logit-processor"]
+    argv = ["--model-path", config.resolved_model_path(), "--enable-custom-logit-processor"]
+    if device is not None and device != "cuda":
+        argv += ["--device", device]
     if config.served_model_name:
         argv += ["--served-model-name", config.served_model_name[0]]
     if config.max_model_len:
@@ -149,10 +152,10 @@ def parse_server_args(argv: list[str]) -> Any:
         ) from None
 
 
-def build_server_args(config: ServerConfig) -> Any:
+def build_server_args(config: ServerConfig, device: str | None = None) -> Any:
     """Parsed, not yet resolved: ``sglang.Engine`` resolves them against the checkpoint's
-    config.json and the GPU when it starts."""
-    return parse_server_args(server_args_argv(config))
+    config.json and the device when it starts."""
+    return parse_server_args(server_args_argv(config, device))
 
 
 def sglang_plugin_names() -> list[str]:
@@ -174,10 +177,16 @@ def changed_fields(args: Any, baseline: Any) -> dict[str, Any]:
 def describe(config: ServerConfig) -> dict[str, Any]:
     """What the sglang engine would start with, for ``--dry-run``: the command line, the
     values SGLang's parser made of it (only those differing from its defaults), and the
-    SGLang-side plugins every SGLang process will load."""
-    argv = server_args_argv(config)
+    SGLang-side plugins every SGLang process will load, on this machine's device."""
+    from omni_sglang.engines.sglang_platform import sglang_device
+
+    try:
+        device: str | None = sglang_device()
+    except ConfigError:  # neither a GPU nor a platform plugin here: show the GPU's args
+        device = None
+    argv = server_args_argv(config, device)
     args = parse_server_args(argv)
-    baseline = parse_server_args(["--model-path", str(config.model_path)])
+    baseline = parse_server_args(["--model-path", argv[1]])
     return {
         "sglang_argv": argv,
         "sglang_server_args": {"model_path": args.model_path, **changed_fields(args, baseline)},

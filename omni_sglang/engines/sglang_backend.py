@@ -16,6 +16,7 @@ import contextlib
 import logging
 import signal
 import threading
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -202,23 +203,14 @@ async def _pump(stream: AsyncIterator[dict[str, Any]], queue: asyncio.Queue[Any]
         queue.put_nowait(exc)
 
 
-def require_gpu() -> None:
-    import torch
-
-    if not torch.cuda.is_available():
-        raise ConfigError(
-            "the sglang engine needs a CUDA GPU and none is visible; "
-            "run with --engine cpu on this machine"
-        )
-
-
 class SGLangEngine(Engine):
     #: SGLang's multimodal processor (our subclass of it) expands the placeholders.
     expands_media = True
 
-    def __init__(self, config: ServerConfig):
+    def __init__(self, config: ServerConfig, device: str = "cuda"):
         self._config = config
-        self._server_args = build_server_args(config)
+        self._device = device
+        self._server_args = build_server_args(config, device)
         if self._server_args.node_rank >= 1:
             # sglang.Engine on a worker node runs schedulers only and never returns a
             # tokenizer: an HTTP server there would never become ready.
@@ -234,9 +226,19 @@ class SGLangEngine(Engine):
 
     async def start(self) -> None:
         def _start() -> Any:
+            started = time.monotonic()
+            logger.info("sglang engine: importing SGLang (about 30 s on 2 CPU cores) ...")
             import sglang
 
-            return sglang.Engine(server_args=self._server_args)
+            logger.info(
+                "sglang engine: starting SGLang's scheduler and detokenizer on %s for %s "
+                "(imports again in each process, then loads the model) ...",
+                self._device,
+                self._server_args.model_path,
+            )
+            engine = sglang.Engine(server_args=self._server_args)
+            logger.info("sglang engine: SGLang ready in %.1f s", time.monotonic() - started)
+            return engine
 
         # In a thread: loading takes minutes and /v1/health/live must answer meanwhile.
         self._engine = await asyncio.to_thread(_start)
@@ -354,10 +356,12 @@ class SGLangEngine(Engine):
 
 
 class SGLangEnginePlugin(EnginePlugin):
-    description = "SGLang's runtime (RadixAttention, continuous batching) on CUDA GPUs"
+    description = (
+        "SGLang's runtime (RadixAttention, continuous batching) on CUDA GPUs, or on the CPU "
+        "through an SGLang platform plugin (omni-sglang-cpu)"
+    )
 
     def build(self, config: ServerConfig) -> Engine:
-        if not config.model_path:
-            raise ConfigError("the sglang engine needs --model-path (a checkpoint folder or id)")
-        require_gpu()
-        return SGLangEngine(config)
+        from omni_sglang.engines.sglang_platform import sglang_device
+
+        return SGLangEngine(config, sglang_device())

@@ -1,9 +1,11 @@
-"""The tiny Nemotron-H model served by default: random weights, built locally, in seconds.
+"""Tiny models built locally, deterministically, in seconds: random weights, real shapes.
 
-Same architecture family as Nemotron 3 Nano Omni's LLM (Mamba-2, MoE and attention
-layers, ``NemotronHForCausalLM``), scaled down so it runs fast on two CPU cores. The
-build is deterministic (fixed seed, fixed tokenizer corpus) and atomic (built in a temp
-folder, then renamed), so concurrent first starts cannot see a half-written model.
+``tiny`` (the default) is a Nemotron-H like Nemotron 3 Nano Omni's LLM (Mamba-2, MoE and
+attention layers, ``NemotronHForCausalLM``) scaled down to run fast on two CPU cores;
+``tiny-llama`` is a Llama-class model (attention only), whose prefix cache SGLang can
+reuse on any machine. Both share the tiny tokenizer and chat template. A build is
+atomic (a temp folder, then renamed), so concurrent first starts never see half a model.
+Each ``config.json`` is one that SGLang's and transformers' config classes both load.
 """
 
 from __future__ import annotations
@@ -15,27 +17,26 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from omni_sglang.errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
-#: Bump when the architecture, corpus or template changes: a new cache folder follows.
-TINY_MODEL_VERSION = "2"  # 2: media keys + mm_encoders.safetensors
+#: Bump when an architecture, corpus or template changes: a new cache folder follows.
+TINY_MODEL_VERSION = "3"  # 3: config.json loadable by SGLang (pattern + SGLang's key names)
 TINY_MAX_MODEL_LEN = 16384
+DEFAULT_TINY_MODEL = "tiny"
 
 TINY_ARCH: dict[str, Any] = {
     "hidden_size": 64,
     # Mamba, MoE and attention like the real model (its 52 layers are 23 Mamba-2,
-    # 23 MoE and 6 attention); six layers keep all three kinds.
-    "layers_block_type": [
-        "linear_attention",
-        "moe",
-        "full_attention",
-        "moe",
-        "linear_attention",
-        "moe",
-    ],
+    # 23 MoE and 6 attention); six layers keep all three kinds. "M" Mamba, "E" MoE,
+    # "*" attention: the checkpoint's own pattern notation, read by SGLang and transformers.
+    "hybrid_override_pattern": "ME*EME",
     "num_attention_heads": 4,
     "num_key_value_heads": 2,
     "head_dim": 16,
@@ -55,46 +56,72 @@ TINY_ARCH: dict[str, Any] = {
     "tie_word_embeddings": False,
 }
 
+#: transformers' Mamba key -> SGLang's name for it. SGLang's NemotronHConfig reads only
+#: its own names and would silently use its defaults (8 groups, expand 2) otherwise.
+SGLANG_MAMBA_KEYS = {
+    "n_groups": "mamba_n_groups",
+    "expand": "mamba_expand",
+    "conv_kernel": "mamba_d_conv",
+    "chunk_size": "mamba_chunk_size",
+}
 
-def tiny_model_dir(cache_root: str | os.PathLike[str]) -> Path:
-    digest = hashlib.sha256(
-        json.dumps([TINY_MODEL_VERSION, TINY_ARCH], sort_keys=True).encode()
-    ).hexdigest()[:10]
-    return Path(cache_root) / f"tiny-nemotron-h-{digest}"
-
-
-def ensure_tiny_model(cache_root: str | os.PathLike[str]) -> Path:
-    """Return the folder of the tiny model, building it first if it is not there."""
-    target = tiny_model_dir(cache_root)
-    if (target / "config.json").exists() and (target / "model.safetensors").exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    logger.info("building the tiny Nemotron-H model into %s ...", target)
-    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
-    try:
-        build_tiny_model(tmp)
-        try:
-            tmp.rename(target)
-        except OSError:
-            if not (target / "config.json").exists():  # lost a race to a twin: fine
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    logger.info("tiny model built in %.1f s", time.monotonic() - started)
-    return target
+TINY_LLAMA_ARCH: dict[str, Any] = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+    "max_position_embeddings": TINY_MAX_MODEL_LEN,
+    "rope_theta": 10000.0,
+    "tie_word_embeddings": False,
+}
 
 
-def build_tiny_model(out_dir: Path, seed: int = 0) -> None:
-    import torch
-    from transformers import AutoTokenizer, GenerationConfig, NemotronHConfig, NemotronHForCausalLM
+def _tokenizer(out_dir: Path) -> tuple[Any, int, int]:
+    """The tiny tokenizer written into ``out_dir``: (tokenizer, eos id, padded vocab)."""
+    from transformers import AutoTokenizer
 
     from omni_sglang.tiny.tokenizer import build_tokenizer
 
     build_tokenizer(out_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(out_dir))
-    eos_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    vocab_size = -(-len(tokenizer) // 64) * 64  # padded like real checkpoints
+    eos_id = int(tokenizer.convert_tokens_to_ids("<|im_end|>"))  # type: ignore[arg-type]
+    return tokenizer, eos_id, -(-len(tokenizer) // 64) * 64  # padded like real checkpoints
+
+
+def _save(model: Any, out_dir: Path, tokenizer: Any, eos_id: int) -> None:
+    from transformers import GenerationConfig
+
+    model.save_pretrained(str(out_dir), safe_serialization=True)
+    GenerationConfig(eos_token_id=eos_id, pad_token_id=tokenizer.pad_token_id).save_pretrained(
+        str(out_dir)
+    )
+
+
+def _rewrite_config(out_dir: Path, update: Callable[[dict[str, Any]], None]) -> None:
+    path = out_dir / "config.json"
+    config = json.loads(path.read_text())
+    update(config)
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def sglang_compatible_nemotron_h(config: dict[str, Any]) -> None:
+    """transformers 5 writes ``layers_block_type`` with its new names
+    (``linear_attention``, ``full_attention``), which SGLang's config refuses; both
+    read the checkpoint's ``hybrid_override_pattern``, as real checkpoints ship it."""
+    config.pop("layers_block_type", None)
+    config.pop("layer_types", None)
+    config["hybrid_override_pattern"] = TINY_ARCH["hybrid_override_pattern"]
+    for ours, theirs in SGLANG_MAMBA_KEYS.items():
+        config[theirs] = config[ours]
+
+
+def build_tiny_model(out_dir: Path, seed: int = 0) -> None:
+    import torch
+    from transformers import NemotronHConfig, NemotronHForCausalLM
+
+    tokenizer, eos_id, vocab_size = _tokenizer(out_dir)
     config = NemotronHConfig(
         vocab_size=vocab_size,
         pad_token_id=tokenizer.pad_token_id,
@@ -104,12 +131,88 @@ def build_tiny_model(out_dir: Path, seed: int = 0) -> None:
     )
     config.architectures = ["NemotronHForCausalLM"]
     torch.manual_seed(seed)
-    model = NemotronHForCausalLM(config).eval()
-    model.save_pretrained(str(out_dir), safe_serialization=True)
-    GenerationConfig(eos_token_id=eos_id, pad_token_id=tokenizer.pad_token_id).save_pretrained(
-        str(out_dir)
-    )
+    _save(NemotronHForCausalLM(config).eval(), out_dir, tokenizer, eos_id)
+    _rewrite_config(out_dir, sglang_compatible_nemotron_h)
     # Media: the checkpoint's vision/sound keys (tiny values) and tiny linear encoders.
     from omni_sglang.tiny.encoders import save_tiny_encoders
 
     save_tiny_encoders(out_dir, hidden_size=TINY_ARCH["hidden_size"], seed=seed)
+
+
+def build_tiny_llama(out_dir: Path, seed: int = 0) -> None:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer, eos_id, vocab_size = _tokenizer(out_dir)
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+        eos_token_id=eos_id,
+        **TINY_LLAMA_ARCH,
+    )
+    config.architectures = ["LlamaForCausalLM"]
+    torch.manual_seed(seed)
+    _save(LlamaForCausalLM(config).eval(), out_dir, tokenizer, eos_id)
+
+
+@dataclass(frozen=True)
+class TinyModel:
+    name: str
+    arch: dict[str, Any]
+    build: Callable[[Path, int], None]
+    #: Names clients may request when the server runs this model with no --served-model-name.
+    served_names: tuple[str, ...]
+
+
+TINY_MODELS: dict[str, TinyModel] = {
+    "tiny": TinyModel(
+        "tiny",
+        TINY_ARCH,
+        build_tiny_model,
+        ("tiny-nemotron-h", "nvidia/nemotron-3-nano-omni-30b-a3b-reasoning"),
+    ),
+    "tiny-llama": TinyModel("tiny-llama", TINY_LLAMA_ARCH, build_tiny_llama, ("tiny-llama",)),
+}
+
+
+def tiny_model(name: str) -> TinyModel:
+    try:
+        return TINY_MODELS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown built-in model {name!r}; choose one of {', '.join(TINY_MODELS)}, "
+            "or serve a checkpoint folder with --model-path"
+        ) from None
+
+
+def tiny_model_dir(cache_root: str | os.PathLike[str], name: str = DEFAULT_TINY_MODEL) -> Path:
+    model = tiny_model(name)
+    digest = hashlib.sha256(
+        json.dumps([TINY_MODEL_VERSION, model.name, model.arch], sort_keys=True).encode()
+    ).hexdigest()[:10]
+    prefix = "tiny-nemotron-h" if name == DEFAULT_TINY_MODEL else name
+    return Path(cache_root) / f"{prefix}-{digest}"
+
+
+def ensure_tiny_model(cache_root: str | os.PathLike[str], name: str = DEFAULT_TINY_MODEL) -> Path:
+    """Return the folder of the named tiny model, building it first if it is not there."""
+    model = tiny_model(name)
+    target = tiny_model_dir(cache_root, name)
+    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    logger.info("building the %s model into %s ...", name, target)
+    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
+    try:
+        model.build(tmp, 0)
+        try:
+            tmp.rename(target)
+        except OSError:
+            if not (target / "config.json").exists():  # lost a race to a twin: fine
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    logger.info("%s model built in %.1f s", name, time.monotonic() - started)
+    return target

@@ -16,11 +16,9 @@ class CpuEnginePlugin(EnginePlugin):
 
     def build(self, config: ServerConfig) -> Engine:
         from omni_sglang.engines.cpu.engine import CpuEngine
-        from omni_sglang.tiny.model import ensure_tiny_model
 
-        model_path = config.model_path or str(ensure_tiny_model(config.tiny_model_dir))
         return CpuEngine(
-            model_path,
+            config.resolved_model_path(),
             max_model_len=config.max_model_len,
             threads=config.cpu_threads,
             max_running_requests=config.cpu_max_running_requests,
