@@ -72,6 +72,54 @@ def test_prefill_only_and_stream(tiny_server: Server) -> None:
     assert all(b.startswith(a) for a, b in itertools.pairwise(texts))  # cumulative
 
 
+def test_streamed_logprobs_are_per_chunk(tiny_server: Server) -> None:
+    """SGLang's frontend shape: cumulative text and output_ids, the output logprobs new
+    since the previous chunk, and their running total in ``output_token_logprobs_length``."""
+    body = {
+        "text": "Hello",
+        "return_logprob": True,
+        "top_logprobs_num": 2,
+        "sampling_params": {"max_new_tokens": 6, "temperature": 0, "ignore_eos": True},
+    }
+    whole = gen(tiny_server, **body).json()["meta_info"]
+    assert whole["output_token_logprobs_length"] == len(whole["output_token_logprobs"]) == 6
+    chunks = []
+    with httpx.stream(
+        "POST", tiny_server.url + "/generate", timeout=60, json={**body, "stream": True}
+    ) as r:
+        for line in r.iter_lines():
+            if line.startswith("data: ") and line != "data: [DONE]":
+                chunks.append(json.loads(line[6:]))
+    metas = [c["meta_info"] for c in chunks]
+    assert len(metas) > 1
+    assert [e for m in metas for e in m["output_token_logprobs"]] == whole["output_token_logprobs"]
+    assert [e for m in metas for e in m["output_top_logprobs"]] == whole["output_top_logprobs"]
+    assert all(
+        m["output_token_logprobs_length"] == m["completion_tokens"] == len(c["output_ids"])
+        for m, c in zip(metas, chunks, strict=True)
+    )
+    assert all(m["input_token_logprobs"] == whole["input_token_logprobs"] for m in metas)
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"src_rids": ["a", "b"], "dst_rid": "c"}, 200),
+        ({"src_rids": [], "dst_rid": "c"}, 200),
+        ({"src_rids": "a", "dst_rid": "c"}, 400),
+        ({"src_rids": ["a"]}, 400),
+        ({"src_rids": ["a"], "dst_rid": "c", "extra": 1}, 400),
+        ([1, 2], 400),
+    ],
+)
+def test_concate_and_append_request(tiny_server: Server, body: object, status: int) -> None:
+    """SGLang's frontend posts here on ``join(mode="concate_and_append")``: accepted (the
+    text join), and bad bodies are a 400 in the usual envelope."""
+    resp = httpx.post(tiny_server.url + "/concate_and_append_request", json=body, timeout=30)
+    assert resp.status_code == status, resp.text
+    assert ("error" in resp.json()) == (status != 200)
+
+
 def test_info_cache_and_health(tiny_server: Server) -> None:
     info = httpx.get(tiny_server.url + "/get_model_info").json()
     assert info["is_generation"] and info["model_path"]

@@ -1,6 +1,7 @@
 """SGLang's native HTTP API, so SGLang frontend-language programs run against us:
 ``/generate``, ``/get_model_info`` (+ ``/model_info``), ``/server_info``,
-``/flush_cache``, ``/health``, ``/health_generate`` with SGLang's response shapes.
+``/flush_cache``, ``/health``, ``/health_generate`` with SGLang's response shapes, and the
+``/concate_and_append_request`` its frontend still calls.
 Media in ``/generate`` (``image_data`` / ``video_data`` / ``audio_data``): ``generate_media``."""
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from omni_sglang.api.routes_openai import (
 )
 from omni_sglang.engines.base import EngineOutput, EngineRequest
 from omni_sglang.errors import InvalidRequestError, ServiceUnavailableError
-from omni_sglang.protocol.sglang import GenerateRequest
+from omni_sglang.protocol.sglang import ConcateAndAppendRequest, GenerateRequest
 from omni_sglang.state import ServerState
 
 router = APIRouter()
@@ -81,7 +82,14 @@ def _engine_requests(req: GenerateRequest, state: ServerState) -> list[EngineReq
 
 
 class _Result:
-    """One (prompt, sample) output in SGLang's shape: cumulative text and meta_info."""
+    """One (prompt, sample) output in SGLang's shape: cumulative text and meta_info.
+
+    Streamed chunks (``chunk``) carry the cumulative ``text`` and ``output_ids`` of SGLang's
+    default streaming, but only the output logprob entries new since the last chunk, as
+    SGLang slices them with ``--incremental-streaming-output`` and as its frontend reads
+    them (``RuntimeEndpoint.generate_stream`` takes ``text[pos:]``; the interpreter's
+    ``_merge_stream_meta_info`` joins the logprobs of chunks that added no text).
+    ``output_token_logprobs_length`` is the running total, as in SGLang."""
 
     def __init__(self, rid: str, started: float):
         self.rid, self.started = rid, started
@@ -91,6 +99,7 @@ class _Result:
         self.out_logprobs: list[Any] = []
         self.out_top: list[Any] = []
         self.want_logprobs = False
+        self._sent_logprobs = self._sent_top = 0  # entries earlier chunks carried
 
     def add(self, out: EngineOutput) -> None:
         self.text += out.text
@@ -111,14 +120,21 @@ class _Result:
             self.meta["finish_reason"] = out.finish_reason.to_sglang()
             self.meta["e2e_latency"] = time.monotonic() - self.started
 
-    def body(self, index: int) -> dict[str, Any]:
+    def body(self, index: int, logprobs_from: int = 0, top_from: int = 0) -> dict[str, Any]:
         meta = dict(self.meta)
         if self.want_logprobs:
             meta.setdefault("input_token_logprobs", [])
             meta.setdefault("input_top_logprobs", [])
-            meta["output_token_logprobs"] = self.out_logprobs
-            meta["output_top_logprobs"] = self.out_top
+            meta["output_token_logprobs"] = self.out_logprobs[logprobs_from:]
+            meta["output_top_logprobs"] = self.out_top[top_from:]
+            meta["output_token_logprobs_length"] = len(self.out_logprobs)
         return {"text": self.text, "output_ids": self.output_ids, "meta_info": meta, "index": index}
+
+    def chunk(self, index: int) -> dict[str, Any]:
+        """A streamed chunk: the output logprobs since the previous one."""
+        body = self.body(index, self._sent_logprobs, self._sent_top)
+        self._sent_logprobs, self._sent_top = len(self.out_logprobs), len(self.out_top)
+        return body
 
 
 def _slots(requests: list[EngineRequest]) -> list[int]:
@@ -178,7 +194,18 @@ async def _stream_events(
         result = results.setdefault(flat, _Result(requests[pos].rid, started))
         result.want_logprobs = requests[pos].return_logprob
         result.add(out)
-        yield result.body(flat)
+        yield result.chunk(flat)
+
+
+@router.post("/concate_and_append_request", openapi_extra=body_schema(ConcateAndAppendRequest))
+async def concate_and_append(request: Request) -> Response:
+    """Accepted, nothing to do. SGLang's server has no such route (its frontend still posts
+    here, and a failure leaves the program waiting forever): the frontend has already
+    appended the forks' text to the parent's, which its next ``/generate`` sends whole, so
+    this is the join by text (``_execute_concatenate_and_append_text``), not by KV cache."""
+    state = server_state(request)
+    await read_json(request, ConcateAndAppendRequest, state.config.max_request_bytes)
+    return json_response({"success": True})
 
 
 def _model_info(state: ServerState) -> dict[str, Any]:

@@ -61,3 +61,14 @@ class GenerateRequest(BaseModel):
                 )
             value = value[index]
         return default if value is None else value
+
+
+class ConcateAndAppendRequest(BaseModel):
+    """What SGLang's frontend (``RuntimeEndpoint.concatenate_and_append``) posts to
+    ``/concate_and_append_request`` when a program joins forks with
+    ``mode="concate_and_append"``: the forks' state ids and the parent's."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    src_rids: list[str] = Field(max_length=256)
+    dst_rid: str
