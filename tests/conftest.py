@@ -122,7 +122,7 @@ def engine_args(engine: str, *args: str) -> tuple[str, ...]:
     return ("--engine", engine, *args, *(SGLANG_TEST_ARGS if engine == "sglang" else ()))
 
 
-@pytest.fixture(scope="session", params=ENGINES)
+@pytest.fixture(scope="session", params=ENGINES, ids=[f"{e}_engine" for e in ENGINES])
 def engine_server(request: pytest.FixtureRequest) -> Server:
     """``tiny_server``'s configuration on each engine: tests that take it run twice,
     with the same assertions (pytest groups them by engine, so each server starts once)."""

@@ -12,6 +12,7 @@ from omni_sglang.adapter.chat import prepare_chat
 from omni_sglang.errors import InvalidRequestError
 from omni_sglang.protocol.openai import ChatCompletionRequest
 from omni_sglang.state import ServerState
+from omni_sglang_nemotron.plugin import BUDGET_KEY
 from tests.conftest import adapter_state, chat_request
 
 
@@ -61,7 +62,7 @@ async def test_history_reasoning_reaches_the_template(state: ServerState) -> Non
 async def test_budget_attaches_the_processor(state: ServerState) -> None:
     req = (await prepare_chat(chat(thinking_token_budget=12), state)).request
     assert req.custom_logit_processor == state.budget_processor
-    assert req.sampling_params["custom_params"]["thinking_budget"] == 12
+    assert req.sampling_params["custom_params"][BUDGET_KEY] == 12
     off = (
         await prepare_chat(
             chat(thinking_token_budget=12, chat_template_kwargs={"enable_thinking": False}), state

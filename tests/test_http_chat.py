@@ -23,8 +23,8 @@ SEED_TEXT_MESSAGES = [
 
 
 @pytest.fixture(scope="module")
-def client(tiny_server: Server) -> OpenAI:
-    return OpenAI(base_url=tiny_server.url + "/v1", api_key="not-used", max_retries=0)
+def client(engine_server: Server) -> OpenAI:
+    return OpenAI(base_url=engine_server.url + "/v1", api_key="not-used", max_retries=0)
 
 
 def forced(processor: str, tokenizer_ids: list[int], eos: int | None = None) -> dict[str, Any]:
@@ -163,17 +163,17 @@ def test_text_completions(client: OpenAI) -> None:
     )
 
 
-def test_models_health_version_metadata(tiny_server: Server) -> None:
-    models = httpx.get(tiny_server.url + "/v1/models").json()
+def test_models_health_version_metadata(engine_server: Server) -> None:
+    models = httpx.get(engine_server.url + "/v1/models").json()
     ids = [m["id"] for m in models["data"]]
     assert ids == [TINY, SEED_MODEL]
     assert all(m["max_model_len"] == 16384 and m["object"] == "model" for m in models["data"])
-    ready = httpx.get(tiny_server.url + "/v1/health/ready")
+    ready = httpx.get(engine_server.url + "/v1/health/ready")
     assert ready.status_code == 200
     assert ready.json() == {"object": "health.response", "message": "Service is ready."}
-    assert httpx.get(tiny_server.url + "/v1/health/live").status_code == 200
-    assert httpx.get(tiny_server.url + "/v1/version").json()["release"]
-    meta = httpx.get(tiny_server.url + "/v1/metadata").json()
+    assert httpx.get(engine_server.url + "/v1/health/live").status_code == 200
+    assert httpx.get(engine_server.url + "/v1/version").json()["release"]
+    meta = httpx.get(engine_server.url + "/v1/metadata").json()
     assert [m["shortName"] for m in meta["modelInfo"]] == ids
 
 
@@ -181,7 +181,7 @@ def _running(server: Server) -> int:
     return int(httpx.get(server.url + "/server_info").json()["num_running_requests"])
 
 
-def test_client_disconnect_aborts_stream(tiny_server: Server) -> None:
+def test_client_disconnect_aborts_stream(engine_server: Server) -> None:
     body = {
         "model": TINY,
         "messages": [{"role": "user", "content": "Go on"}],
@@ -191,19 +191,19 @@ def test_client_disconnect_aborts_stream(tiny_server: Server) -> None:
     }
     with (
         httpx.Client(timeout=30) as http,
-        http.stream("POST", tiny_server.url + "/v1/chat/completions", json=body) as resp,
+        http.stream("POST", engine_server.url + "/v1/chat/completions", json=body) as resp,
     ):
         lines = resp.iter_lines()
         for _ in range(6):
             next(lines)
-        assert _running(tiny_server) == 1
+        assert _running(engine_server) == 1
     deadline = time.monotonic() + 10
-    while _running(tiny_server) and time.monotonic() < deadline:
+    while _running(engine_server) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _running(tiny_server) == 0
+    assert _running(engine_server) == 0
 
 
-def test_client_disconnect_aborts_non_streaming(tiny_server: Server) -> None:
+def test_client_disconnect_aborts_non_streaming(engine_server: Server) -> None:
     body = {
         "model": TINY,
         "messages": [{"role": "user", "content": "Go on"}],
@@ -211,8 +211,8 @@ def test_client_disconnect_aborts_non_streaming(tiny_server: Server) -> None:
         "ignore_eos": True,
     }
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(tiny_server.url + "/v1/chat/completions", json=body, timeout=1.5)
+        httpx.post(engine_server.url + "/v1/chat/completions", json=body, timeout=1.5)
     deadline = time.monotonic() + 10
-    while _running(tiny_server) and time.monotonic() < deadline:
+    while _running(engine_server) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _running(tiny_server) == 0
+    assert _running(engine_server) == 0

@@ -171,7 +171,7 @@ def _assert_envelope(resp: httpx.Response, status: int, fragment: str) -> None:
     ("name", "payload", "status", "fragment"), CHAT_CASES, ids=[c[0] for c in CHAT_CASES]
 )
 def test_chat_bad_input(
-    tiny_server: Server, name: str, payload: Any, status: int, fragment: str
+    engine_server: Server, name: str, payload: Any, status: int, fragment: str
 ) -> None:
     for stream in (False, True):
         if not isinstance(payload, dict) and stream:
@@ -179,7 +179,7 @@ def test_chat_bad_input(
         body = (
             {**payload, "stream": True} if stream and "stream_options" not in payload else payload
         )
-        _assert_envelope(_post(tiny_server, "/v1/chat/completions", body), status, fragment)
+        _assert_envelope(_post(engine_server, "/v1/chat/completions", body), status, fragment)
 
 
 COMPLETION_CASES: list[tuple[str, dict[str, Any], str]] = [
@@ -198,22 +198,22 @@ COMPLETION_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("name", "fields", "fragment"), COMPLETION_CASES, ids=[c[0] for c in COMPLETION_CASES]
 )
 def test_completions_bad_input(
-    tiny_server: Server, name: str, fields: dict[str, Any], fragment: str
+    engine_server: Server, name: str, fields: dict[str, Any], fragment: str
 ) -> None:
-    resp = _post(tiny_server, "/v1/completions", {"model": TINY, **fields})
+    resp = _post(engine_server, "/v1/completions", {"model": TINY, **fields})
     _assert_envelope(resp, 400, fragment)
 
 
-def test_unknown_route_and_method(tiny_server: Server) -> None:
-    _assert_envelope(httpx.get(tiny_server.url + "/v1/nothing"), 404, "no route")
-    _assert_envelope(httpx.get(tiny_server.url + "/v1/chat/completions"), 405, "not allowed")
+def test_unknown_route_and_method(engine_server: Server) -> None:
+    _assert_envelope(httpx.get(engine_server.url + "/v1/nothing"), 404, "no route")
+    _assert_envelope(httpx.get(engine_server.url + "/v1/chat/completions"), 405, "not allowed")
 
 
-def test_server_still_serves_after_bad_input(tiny_server: Server) -> None:
+def test_server_still_serves_after_bad_input(engine_server: Server) -> None:
     for _, payload, _, _ in CHAT_CASES[:6]:
-        _post(tiny_server, "/v1/chat/completions", payload)
-    assert httpx.get(tiny_server.url + "/v1/health/ready").status_code == 200
-    ok = _post(tiny_server, "/v1/chat/completions", chat())
+        _post(engine_server, "/v1/chat/completions", payload)
+    assert httpx.get(engine_server.url + "/v1/health/ready").status_code == 200
+    ok = _post(engine_server, "/v1/chat/completions", chat())
     assert ok.status_code == 200 and ok.json()["choices"][0]["message"]["role"] == "assistant"
 
 

@@ -20,8 +20,8 @@ def tok(tiny_model_path: Any) -> Any:
 
 
 @pytest.fixture(scope="module")
-def client(tiny_server: Server) -> OpenAI:
-    return OpenAI(base_url=tiny_server.url + "/v1", api_key="x", max_retries=0)
+def client(engine_server: Server) -> OpenAI:
+    return OpenAI(base_url=engine_server.url + "/v1", api_key="x", max_retries=0)
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,8 @@ def metric(text: str, name: str, labels: str = "") -> float:
     return float(found.group(1))
 
 
-def test_metrics_follow_requests(tiny_server: Server) -> None:
-    before = httpx.get(tiny_server.url + "/metrics").text
+def test_metrics_follow_requests(engine_server: Server) -> None:
+    before = httpx.get(engine_server.url + "/metrics").text
     image = base64.b64encode(synth.image_bytes("PNG", (64, 48))).decode()
     body = {
         "model": TINY,
@@ -36,11 +36,11 @@ def test_metrics_follow_requests(tiny_server: Server) -> None:
             }
         ],
     }
-    with httpx.stream("POST", tiny_server.url + "/v1/chat/completions", json=body) as resp:
+    with httpx.stream("POST", engine_server.url + "/v1/chat/completions", json=body) as resp:
         assert resp.status_code == 200
         list(resp.iter_lines())
-    httpx.post(tiny_server.url + "/v1/chat/completions", json={"model": "nope", "messages": []})
-    after = httpx.get(tiny_server.url + "/v1/metrics").text
+    httpx.post(engine_server.url + "/v1/chat/completions", json={"model": "nope", "messages": []})
+    after = httpx.get(engine_server.url + "/v1/metrics").text
     ok = 'route="/v1/chat/completions",status="200"'
     assert (
         metric(after, "omni_sglang_requests_total", ok)

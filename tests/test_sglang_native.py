@@ -16,24 +16,24 @@ def gen(server: Server, **body: object) -> httpx.Response:
     return httpx.post(server.url + "/generate", json=body, timeout=120)
 
 
-def test_generate_single_batch_and_ids(tiny_server: Server) -> None:
+def test_generate_single_batch_and_ids(engine_server: Server) -> None:
     params = {"max_new_tokens": 6, "temperature": 0, "ignore_eos": True}
-    one = gen(tiny_server, text="Hello", sampling_params=params).json()
+    one = gen(engine_server, text="Hello", sampling_params=params).json()
     assert set(one) >= {"text", "output_ids", "meta_info"}
     meta = one["meta_info"]
     assert meta["completion_tokens"] == 6 and meta["prompt_tokens"] > 0
     assert meta["finish_reason"] == {"type": "length"}
-    batch = gen(tiny_server, text=["Hello", "Paris"], sampling_params=params).json()
+    batch = gen(engine_server, text=["Hello", "Paris"], sampling_params=params).json()
     assert isinstance(batch, list) and len(batch) == 2 and batch[0]["text"] == one["text"]
-    ids = gen(tiny_server, input_ids=one["output_ids"], sampling_params=params).json()
+    ids = gen(engine_server, input_ids=one["output_ids"], sampling_params=params).json()
     assert ids["meta_info"]["prompt_tokens"] == 6
-    many = gen(tiny_server, text="Hello", sampling_params={**params, "n": 3}).json()
+    many = gen(engine_server, text="Hello", sampling_params={**params, "n": 3}).json()
     assert isinstance(many, list) and len(many) == 3
 
 
-def test_logprobs_shapes(tiny_server: Server) -> None:
+def test_logprobs_shapes(engine_server: Server) -> None:
     body = gen(
-        tiny_server,
+        engine_server,
         text="The weather in Paris",
         return_logprob=True,
         logprob_start_len=0,
@@ -53,15 +53,15 @@ def test_logprobs_shapes(tiny_server: Server) -> None:
     assert all(top[0][1] == e[1] for top, e in zip(tops, out, strict=True))
 
 
-def test_prefill_only_and_stream(tiny_server: Server) -> None:
-    body = gen(tiny_server, text="Hello there", sampling_params={"max_new_tokens": 0}).json()
+def test_prefill_only_and_stream(engine_server: Server) -> None:
+    body = gen(engine_server, text="Hello there", sampling_params={"max_new_tokens": 0}).json()
     assert body["output_ids"] == [] and body["meta_info"]["completion_tokens"] == 0
     params = {"max_new_tokens": 5, "temperature": 0, "ignore_eos": True}
-    whole = gen(tiny_server, text="Hello", sampling_params=params).json()["text"]
+    whole = gen(engine_server, text="Hello", sampling_params=params).json()["text"]
     texts = []
     with httpx.stream(
         "POST",
-        tiny_server.url + "/generate",
+        engine_server.url + "/generate",
         timeout=60,
         json={"text": "Hello", "sampling_params": params, "stream": True},
     ) as r:
@@ -72,7 +72,7 @@ def test_prefill_only_and_stream(tiny_server: Server) -> None:
     assert all(b.startswith(a) for a, b in itertools.pairwise(texts))  # cumulative
 
 
-def test_streamed_logprobs_are_per_chunk(tiny_server: Server) -> None:
+def test_streamed_logprobs_are_per_chunk(engine_server: Server) -> None:
     """SGLang's frontend shape: cumulative text and output_ids, the output logprobs new
     since the previous chunk, and their running total in ``output_token_logprobs_length``."""
     body = {
@@ -81,11 +81,11 @@ def test_streamed_logprobs_are_per_chunk(tiny_server: Server) -> None:
         "top_logprobs_num": 2,
         "sampling_params": {"max_new_tokens": 6, "temperature": 0, "ignore_eos": True},
     }
-    whole = gen(tiny_server, **body).json()["meta_info"]
+    whole = gen(engine_server, **body).json()["meta_info"]
     assert whole["output_token_logprobs_length"] == len(whole["output_token_logprobs"]) == 6
     chunks = []
     with httpx.stream(
-        "POST", tiny_server.url + "/generate", timeout=60, json={**body, "stream": True}
+        "POST", engine_server.url + "/generate", timeout=60, json={**body, "stream": True}
     ) as r:
         for line in r.iter_lines():
             if line.startswith("data: ") and line != "data: [DONE]":
@@ -112,21 +112,21 @@ def test_streamed_logprobs_are_per_chunk(tiny_server: Server) -> None:
         ([1, 2], 400),
     ],
 )
-def test_concate_and_append_request(tiny_server: Server, body: object, status: int) -> None:
+def test_concate_and_append_request(engine_server: Server, body: object, status: int) -> None:
     """SGLang's frontend posts here on ``join(mode="concate_and_append")``: accepted (the
     text join), and bad bodies are a 400 in the usual envelope."""
-    resp = httpx.post(tiny_server.url + "/concate_and_append_request", json=body, timeout=30)
+    resp = httpx.post(engine_server.url + "/concate_and_append_request", json=body, timeout=30)
     assert resp.status_code == status, resp.text
     assert ("error" in resp.json()) == (status != 200)
 
 
-def test_info_cache_and_health(tiny_server: Server) -> None:
-    info = httpx.get(tiny_server.url + "/get_model_info").json()
+def test_info_cache_and_health(engine_server: Server) -> None:
+    info = httpx.get(engine_server.url + "/get_model_info").json()
     assert info["is_generation"] and info["model_path"]
-    assert httpx.get(tiny_server.url + "/model_info").json() == info
-    assert httpx.post(tiny_server.url + "/flush_cache").status_code == 200
-    assert httpx.get(tiny_server.url + "/health").status_code == 200
-    assert httpx.get(tiny_server.url + "/health_generate", timeout=60).status_code == 200
+    assert httpx.get(engine_server.url + "/model_info").json() == info
+    assert httpx.post(engine_server.url + "/flush_cache").status_code == 200
+    assert httpx.get(engine_server.url + "/health").status_code == 200
+    assert httpx.get(engine_server.url + "/health_generate", timeout=60).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -141,17 +141,17 @@ def test_info_cache_and_health(tiny_server: Server) -> None:
         ({"input_ids": [10**7]}, "token ids"),
     ],
 )
-def test_generate_bad_input(tiny_server: Server, body: dict, fragment: str) -> None:
-    resp = gen(tiny_server, **body)
+def test_generate_bad_input(engine_server: Server, body: dict, fragment: str) -> None:
+    resp = gen(engine_server, **body)
     assert resp.status_code == 400, resp.text
     assert fragment in resp.json()["error"]["message"]
 
 
 @pytest.fixture(scope="module")
-def sgl_backend(tiny_server: Server):  # type: ignore[no-untyped-def]
+def sgl_backend(engine_server: Server):  # type: ignore[no-untyped-def]
     import sglang as sgl
 
-    backend = sgl.RuntimeEndpoint(tiny_server.url)
+    backend = sgl.RuntimeEndpoint(engine_server.url)
     sgl.set_default_backend(backend)
     return sgl
 

@@ -18,14 +18,14 @@ pytestmark = [pytest.mark.sglang, pytest.mark.timeout(120)]
 
 
 @pytest.fixture(scope="module")
-def programs(tiny_server: Server) -> Iterator[ModuleType]:
+def programs(engine_server: Server) -> Iterator[ModuleType]:
     """SGLang's test programs with our server as the default backend."""
     import sglang as sgl
     from sglang.lang.global_config import global_config
     from sglang.test import test_programs
 
     previous = global_config.default_backend
-    sgl.set_default_backend(sgl.RuntimeEndpoint(tiny_server.url))
+    sgl.set_default_backend(sgl.RuntimeEndpoint(engine_server.url))
     yield test_programs
     global_config.default_backend = previous
 

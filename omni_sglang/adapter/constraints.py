@@ -89,3 +89,4 @@ def apply_constraints(
         custom = dict(request.sampling_params.get("custom_params") or {})
         custom[REASONING_END_KEY] = end_ids
         request.sampling_params["custom_params"] = custom
+        request.require_reasoning = True

@@ -35,6 +35,10 @@ class EngineRequest:
     logprob_start_len: int = -1
     top_logprobs_num: int = 0
     return_text_in_logprobs: bool = False
+    #: SGLang's flag: the output starts inside the reasoning, so a grammar
+    #: (``json_schema`` / ``regex`` / ``ebnf``) applies only after the reasoning-end tokens
+    #: in ``custom_params[REASONING_END_KEY]``; without it the grammar starts at once.
+    require_reasoning: bool = False
     stream: bool = True
     #: Media already expanded by our modality processor (engines that do not expand
     #: media themselves): features and placeholder positions per item.

@@ -97,6 +97,9 @@ def server_args_argv(config: ServerConfig, device: str | None = None) -> list[st
     # Always on: our thinking-budget processor runs in SGLang's sampler. Whether clients
     # may send their own processors is our config's separate switch, checked per request.
     argv = ["--model-path", config.resolved_model_path(), "--enable-custom-logit-processor"]
+    # Compact JSON for json_schema, as the cpu engine compiles it: with free whitespace a
+    # weak model can spend all of max_tokens on whitespace inside the object.
+    argv.append("--constrained-json-disable-any-whitespace")
     if device is not None and device != "cuda":
         argv += ["--device", device]
     if config.served_model_name:

@@ -18,15 +18,21 @@ import signal
 import threading
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from omni_sglang.engines.base import Engine, EngineOutput, EngineRequest, FinishReason, ModelInfo
+from omni_sglang.engines.base import Engine, EngineOutput, EngineRequest, ModelInfo
+from omni_sglang.engines.request_checks import check_sampling_keys, check_token_ids
 from omni_sglang.engines.sglang_args import build_server_args, server_args_argv
+from omni_sglang.engines.sglang_stream import (
+    IDS_AT_CHUNK,
+    StreamDeltas,
+    abort_status,
+    refusal,
+    refused_by_sglang,
+)
 from omni_sglang.errors import (
     ClientError,
     ConfigError,
-    ContextLengthExceededError,
     EngineError,
     InvalidRequestError,
 )
@@ -37,8 +43,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Chunk key the pump adds: how many output ids the chunk had when SGLang yielded it.
-IDS_AT_CHUNK = "_omni_ids_at_chunk"
 
 __all__ = [
     "SGLangEngine",
@@ -77,110 +81,25 @@ def to_generate_req_input(request: EngineRequest) -> Any:
         logprob_start_len=request.logprob_start_len,
         top_logprobs_num=request.top_logprobs_num,
         return_text_in_logprobs=request.return_text_in_logprobs,
+        require_reasoning=request.require_reasoning,
         stream=True,
         rid=request.rid,
     )
 
 
-def _finish_reason(meta: dict[str, Any]) -> FinishReason | None:
-    raw = meta.get("finish_reason")
-    if not raw:
-        return None
-    return FinishReason(raw.get("type", "stop"), raw.get("matched"), raw.get("message"))
-
-
-@dataclass
-class _Sent:
-    """How much of one sample's cumulative output was already passed on."""
-
-    text: int = 0
-    ids: int = 0
-    logprobs: int = 0
-    input_logprobs: bool = False
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    finished: bool = False
-
-
-@dataclass
-class StreamDeltas:
-    """SGLang's streamed dicts -> our per-sample deltas.
-
-    By default SGLang streams cumulative ``text`` / ``output_ids`` / output logprobs per
-    sample; with ``--incremental-streaming-output`` it streams deltas. ``index`` names
-    the sample when ``n`` > 1."""
-
-    incremental: bool
-    samples: dict[int, _Sent] = field(default_factory=dict)
-
-    def __call__(self, chunk: dict[str, Any]) -> EngineOutput:
-        index = int(chunk.get("index", 0))
-        sent = self.samples.setdefault(index, _Sent())
-        meta = chunk.get("meta_info", {})
-        text: str = chunk.get("text") or ""
-        ids: list[int] = chunk.get("output_ids") or []
-        logprobs = meta.get("output_token_logprobs")
-        top = meta.get("output_top_logprobs")
-        if self.incremental:
-            ids = list(ids)
-        else:
-            # A cumulative chunk's output_ids is SGLang's live list, which keeps growing
-            # after the chunk was made; its length then is what belongs with its text.
-            end = chunk.get(IDS_AT_CHUNK, len(ids))
-            text, ids = text[sent.text :], ids[sent.ids : end]
-            start = sent.logprobs
-            logprobs = logprobs[start:] if logprobs is not None else None
-            top = top[start:] if top is not None else None
-            sent.text += len(text)
-            sent.ids += len(ids)
-            sent.logprobs += len(logprobs or [])
-        input_logprobs = None
-        if not sent.input_logprobs and meta.get("input_token_logprobs") is not None:
-            input_logprobs, sent.input_logprobs = meta["input_token_logprobs"], True
-        sent.prompt_tokens = int(meta.get("prompt_tokens", sent.prompt_tokens))
-        sent.completion_tokens = int(meta.get("completion_tokens", sent.completion_tokens))
-        finish = _finish_reason(meta)
-        sent.finished = finish is not None
-        return EngineOutput(
-            index=index,
-            text=text,
-            token_ids=ids,
-            prompt_tokens=sent.prompt_tokens,
-            completion_tokens=sent.completion_tokens,
-            cached_tokens=int(meta.get("cached_tokens", 0)),
-            finish_reason=finish,
-            output_token_logprobs=logprobs,
-            input_token_logprobs=input_logprobs,
-            output_top_logprobs=top,
-        )
-
-    def aborted(self, samples: int) -> list[EngineOutput]:
-        """A final ``abort`` output for each sample that had not finished, as the CPU
-        engine ends an aborted request."""
-        outputs = []
-        for index in range(samples):
-            sent = self.samples.setdefault(index, _Sent())
-            if not sent.finished:
-                sent.finished = True
-                outputs.append(
-                    EngineOutput(
-                        index=index,
-                        text="",
-                        token_ids=[],
-                        prompt_tokens=sent.prompt_tokens,
-                        completion_tokens=sent.completion_tokens,
-                        finish_reason=FinishReason("abort", message="aborted"),
-                    )
-                )
-        return outputs
-
-
 def _client_error(exc: ValueError) -> ClientError:
     """SGLang rejects bad input with ValueError (its HTTP server answers 400)."""
-    message = str(exc)
-    if "context length" in message:
-        return ContextLengthExceededError(message)
-    return InvalidRequestError(message)
+    return refusal(str(exc))
+
+
+def sglang_sampling_keys() -> frozenset[str]:
+    """The ``sampling_params`` keys SGLang's ``SamplingParams`` takes (its own signature,
+    so a key a later SGLang adds is accepted with it)."""
+    import inspect
+
+    from sglang.srt.sampling.sampling_params import SamplingParams
+
+    return frozenset(inspect.signature(SamplingParams).parameters)
 
 
 _END = object()
@@ -222,6 +141,8 @@ class SGLangEngine(Engine):
         self._engine: Any = None
         self._incremental = False
         self._pumps: dict[str, asyncio.Task[None]] = {}
+        self._vocab_size = 0
+        self._sampling_keys: frozenset[str] = frozenset()
         self.tokenizer: Any = None
 
     async def start(self) -> None:
@@ -244,6 +165,8 @@ class SGLangEngine(Engine):
         self._engine = await asyncio.to_thread(_start)
         manager = self._engine.tokenizer_manager
         self.tokenizer = manager.tokenizer
+        self._vocab_size = int(manager.model_config.vocab_size)
+        self._sampling_keys = sglang_sampling_keys()
         self._incremental = bool(getattr(manager, "incremental_streaming_output", False))
         self._start_handle_loop(manager)
 
@@ -272,6 +195,8 @@ class SGLangEngine(Engine):
         engine = self._require_engine()
         if request.rid in self._pumps:
             raise InvalidRequestError(f"request id {request.rid!r} is already running")
+        check_token_ids(request, self._vocab_size)
+        check_sampling_keys(request.sampling_params, self._sampling_keys)
         try:
             obj = to_generate_req_input(request)
         except ValueError as exc:
@@ -295,7 +220,11 @@ class SGLangEngine(Engine):
                     raise _client_error(item) from item
                 if isinstance(item, Exception):
                     raise EngineError(f"SGLang failed on request {request.rid}: {item}") from item
-                yield deltas(item)
+                output = deltas(item)
+                refused = refused_by_sglang(output.finish_reason, abort_status(item["meta_info"]))
+                if refused is not None:
+                    raise refused
+                yield output
         finally:
             self._pumps.pop(request.rid, None)
             if not pump.done():  # the consumer left early: abort in SGLang too

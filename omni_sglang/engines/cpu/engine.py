@@ -28,6 +28,7 @@ from omni_sglang.engines.cpu.logprobs import prompt_logprobs, top_entries
 from omni_sglang.engines.cpu.multimodal import prefill_embeddings
 from omni_sglang.engines.cpu.sampling import SamplingConfig
 from omni_sglang.engines.cpu.sequence import RequestState, Sequence
+from omni_sglang.engines.request_checks import check_token_ids
 from omni_sglang.errors import ContextLengthExceededError, EngineError, InvalidRequestError
 
 logger = logging.getLogger(__name__)
@@ -181,18 +182,7 @@ class CpuEngine(Engine):
             raise InvalidRequestError("a request needs 'prompt' or 'input_ids'")
         if not prompt_ids:
             raise InvalidRequestError("the prompt is empty")
-        limit = len(self.tokenizer)
-        if any(not 0 <= t < limit for t in prompt_ids):
-            raise InvalidRequestError(f"input_ids must be token ids in [0, {limit})")
-        for name, ids in (
-            ("logit_bias", config.logit_bias),
-            ("stop_token_ids", config.stop_token_ids),
-        ):
-            bad = sorted(t for t in ids if not 0 <= t < limit)
-            if bad:
-                raise InvalidRequestError(
-                    f"{name} names token ids outside this vocabulary [0, {limit}): {bad[:5]}", name
-                )
+        check_token_ids(request, len(self.tokenizer))
         if len(prompt_ids) >= info.max_model_len:
             raise ContextLengthExceededError(
                 f"the prompt has {len(prompt_ids)} tokens; this model's context is "
@@ -228,11 +218,13 @@ class CpuEngine(Engine):
             if request.logprob_start_len is None
             else request.logprob_start_len,
             return_text_in_logprobs=request.return_text_in_logprobs,
-            make_grammar=await self._grammar_factory(config),
+            make_grammar=await self._grammar_factory(config, request.require_reasoning),
             mm_items=list(request.mm_items or []),
         )
 
-    async def _grammar_factory(self, config: SamplingConfig) -> Any:
+    async def _grammar_factory(self, config: SamplingConfig, require_reasoning: bool) -> Any:
+        """The grammar's matcher maker; with ``require_reasoning`` (SGLang's semantics) it
+        waits for the reasoning-end ids in ``custom_params``, else it applies at once."""
         if config.grammar is None:
             return None
         if self._grammars is None:
@@ -242,11 +234,14 @@ class CpuEngine(Engine):
             )
         compiler = self._grammars
         compiled = await asyncio.to_thread(compiler.compile, config.grammar)
-        gate = (config.custom_params or {}).get(REASONING_END_KEY)
-        if gate is not None and not (
+        gate = (config.custom_params or {}).get(REASONING_END_KEY) if require_reasoning else None
+        if require_reasoning and not (
             isinstance(gate, list) and gate and all(isinstance(t, int) for t in gate)
         ):
-            raise InvalidRequestError(f"custom_params.{REASONING_END_KEY} must list token ids")
+            raise InvalidRequestError(
+                f"require_reasoning needs custom_params.{REASONING_END_KEY}: the token ids "
+                "that end the reasoning"
+            )
         return lambda: compiler.matcher(compiled, gate)
 
     async def abort(self, rid: str) -> None:

@@ -27,6 +27,10 @@ END_OF_THINKING = ".\n\n" + THINK_END
 TOOL_CALL_START = "<tool_call>"
 
 
+#: custom_params key of the budget (reasoning tokens before the close is forced).
+BUDGET_KEY = "reasoning_token_budget"
+
+
 class NemotronV3ReasoningPlugin(ReasoningParserPlugin):
     description = "Nemotron 3: <think> reasoning </think> answer"
 
@@ -106,7 +110,9 @@ class NemotronThinkingBudgetPlugin(LogitProcessorPlugin):
             grace = min(grace, room - budget)
         if budget is None:
             return None
-        return {"thinking_budget": budget, "grace": grace, **ids}
+        # Not SGLang's "thinking_budget" key: its grammar manager reads that one as a cap of
+        # its own (ReasonerGrammarObject.max_think_tokens, no grace) on constrained requests.
+        return {BUDGET_KEY: budget, "grace": grace, **ids}
 
 
 class NemotronOmniPlugin(ModalityProcessorPlugin):

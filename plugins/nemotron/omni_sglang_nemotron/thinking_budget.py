@@ -24,6 +24,8 @@ from typing import Any
 import torch
 from sglang.srt.sampling.custom_logit_processor import CustomLogitProcessor
 
+from omni_sglang_nemotron.plugin import BUDGET_KEY
+
 _STATE = "_omni_budget_state"
 
 
@@ -52,7 +54,7 @@ class NemotronThinkingBudget(CustomLogitProcessor):
 
     @staticmethod
     def _forced_token(params: dict[str, Any]) -> int | None:
-        budget = params.get("thinking_budget")
+        budget = params.get(BUDGET_KEY)
         if not isinstance(budget, int) or budget < 0:
             return None
         state = params.get(_STATE)
