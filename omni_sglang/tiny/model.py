@@ -117,21 +117,29 @@ def sglang_compatible_nemotron_h(config: dict[str, Any]) -> None:
         config[theirs] = config[ours]
 
 
-def build_tiny_model(out_dir: Path, seed: int = 0) -> None:
+def _build_random(
+    out_dir: Path, config_class: Any, model_class: Any, arch: dict[str, Any], seed: int
+) -> None:
+    """The tiny tokenizer and a seeded random ``model_class`` of ``arch``, saved."""
     import torch
-    from transformers import NemotronHConfig, NemotronHForCausalLM
 
     tokenizer, eos_id, vocab_size = _tokenizer(out_dir)
-    config = NemotronHConfig(
+    config = config_class(
         vocab_size=vocab_size,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=None,
         eos_token_id=eos_id,
-        **TINY_ARCH,
+        **arch,
     )
-    config.architectures = ["NemotronHForCausalLM"]
+    config.architectures = [model_class.__name__]
     torch.manual_seed(seed)
-    _save(NemotronHForCausalLM(config).eval(), out_dir, tokenizer, eos_id)
+    _save(model_class(config).eval(), out_dir, tokenizer, eos_id)
+
+
+def build_tiny_model(out_dir: Path, seed: int = 0) -> None:
+    from transformers import NemotronHConfig, NemotronHForCausalLM
+
+    _build_random(out_dir, NemotronHConfig, NemotronHForCausalLM, TINY_ARCH, seed)
     _rewrite_config(out_dir, sglang_compatible_nemotron_h)
     # Media: the checkpoint's vision/sound keys (tiny values) and tiny linear encoders.
     from omni_sglang.tiny.encoders import save_tiny_encoders
@@ -140,20 +148,9 @@ def build_tiny_model(out_dir: Path, seed: int = 0) -> None:
 
 
 def build_tiny_llama(out_dir: Path, seed: int = 0) -> None:
-    import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tokenizer, eos_id, vocab_size = _tokenizer(out_dir)
-    config = LlamaConfig(
-        vocab_size=vocab_size,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=None,
-        eos_token_id=eos_id,
-        **TINY_LLAMA_ARCH,
-    )
-    config.architectures = ["LlamaForCausalLM"]
-    torch.manual_seed(seed)
-    _save(LlamaForCausalLM(config).eval(), out_dir, tokenizer, eos_id)
+    _build_random(out_dir, LlamaConfig, LlamaForCausalLM, TINY_LLAMA_ARCH, seed)
 
 
 @dataclass(frozen=True)
