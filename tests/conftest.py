@@ -87,10 +87,8 @@ def tiny_model_path() -> Path:
     return ensure_tiny_model(CACHE)
 
 
-@pytest.fixture(scope="session")
-def server_factory(tmp_path_factory: pytest.TempPathFactory, tiny_model_path: Path) -> Iterator:
+def _servers(logs: Path) -> Iterator:
     started: list[Server] = []
-    logs = tmp_path_factory.mktemp("server-logs")
 
     def start(*args: str, env: dict[str, str] | None = None, ready: bool = True) -> Server:
         server = Server(*args, env=env, log=logs / f"server-{len(started)}.log")
@@ -100,6 +98,21 @@ def server_factory(tmp_path_factory: pytest.TempPathFactory, tiny_model_path: Pa
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def server_factory(tmp_path_factory: pytest.TempPathFactory, tiny_model_path: Path) -> Iterator:
+    """Starts servers that live for the whole session."""
+    yield from _servers(tmp_path_factory.mktemp("server-logs"))
+
+
+@pytest.fixture(scope="module")
+def module_server_factory(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model_path: Path
+) -> Iterator:
+    """Starts servers stopped when the test module ends: SGLang servers hold ~3 GB each
+    (three processes), too much to keep one per module for the whole session."""
+    yield from _servers(tmp_path_factory.mktemp("module-server-logs"))
 
 
 @pytest.fixture(scope="session")
@@ -120,6 +133,26 @@ SGLANG_TEST_ARGS = ("--", "--max-total-tokens", "131072")
 def engine_args(engine: str, *args: str) -> tuple[str, ...]:
     """Launcher arguments for a test server on ``engine`` (SGLang's own args last)."""
     return ("--engine", engine, *args, *(SGLANG_TEST_ARGS if engine == "sglang" else ()))
+
+
+#: The seed's model name, which the tiny models answer to as well.
+SEED_MODEL = "nvidia/nemotron-3-nano-omni-30b-a3b-reasoning"
+#: On SGLang, media go through Nemotron Omni's own model code: the ``tiny-omni``
+#: checkpoint, whose language model is ``tiny``'s. Served under ``tiny``'s names, so the
+#: same requests go to both engines.
+OMNI_ARGS = ("--model", "tiny-omni", "--served-model-name", TINY, "--served-model-name", SEED_MODEL)
+
+
+def media_engine_args(engine: str, *args: str) -> tuple[str, ...]:
+    """``engine_args`` for a server that takes media: the CPU engine serves ``tiny``
+    (its own encoders), SGLang serves ``tiny-omni``."""
+    return engine_args(engine, *(OMNI_ARGS if engine == "sglang" else ()), *args)
+
+
+@pytest.fixture(scope="module", params=ENGINES, ids=[f"{e}_engine" for e in ENGINES])
+def media_engine(request: pytest.FixtureRequest) -> str:
+    """Each engine in turn, for a module's media servers (``media_engine_args``)."""
+    return str(request.param)
 
 
 @pytest.fixture(scope="session", params=ENGINES, ids=[f"{e}_engine" for e in ENGINES])

@@ -1,5 +1,7 @@
-"""Images, video and audio through HTTP on the CPU engine: formats, sampling controls,
-audio-in-video, EVS, the shared-video batch, and refusals."""
+"""Images, video and audio through HTTP on both engines: formats, sampling controls,
+audio-in-video, EVS, the shared-video batch, and refusals. On the sglang engine SGLang's
+own Nemotron Omni processor (our subclass) and model code (``tiny-omni``) do the
+placeholder expansion and the encoders; the assertions are the same."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from openai import AsyncOpenAI, OpenAI
 
 from omni_sglang.media import synth
 from omni_sglang.media.testserver import MediaServer
-from tests.conftest import TINY, Server
+from tests.conftest import TINY, Server, media_engine_args
 
 SAMPLES = {
     "a.jpg": ("image_url", "image/jpeg", lambda: synth.image_bytes("JPEG", (64, 48))),
@@ -53,8 +55,16 @@ def media() -> Any:
 
 
 @pytest.fixture(scope="module")
-def server(server_factory) -> Server:  # type: ignore[no-untyped-def]
-    return server_factory("--allow-private-media-hosts", "--no-warmup")
+def server(module_server_factory, media_engine: str) -> Server:  # type: ignore[no-untyped-def]
+    return module_server_factory(  # type: ignore[no-any-return]
+        *media_engine_args(media_engine, "--allow-private-media-hosts", "--no-warmup")
+    )
+
+
+@pytest.fixture(scope="module")
+def guarded(module_server_factory, media_engine: str) -> Server:  # type: ignore[no-untyped-def]
+    """A server with the SSRF guard on (the default)."""
+    return module_server_factory(*media_engine_args(media_engine, "--no-warmup"))  # type: ignore[no-any-return]
 
 
 def ask(server: Server, parts: list[dict[str, Any]], **fields: Any) -> httpx.Response:
@@ -236,22 +246,11 @@ def test_seed_batched_example_decodes_the_video_once(server: Server, media: Any)
         ("ftp://example.com/a.jpg", "not supported"),
     ],
 )
-def test_refusals_keep_the_server_serving(server_factory, url: str, fragment: str) -> None:  # type: ignore[no-untyped-def]
-    guarded = _guarded_server(server_factory)
+def test_refusals_keep_the_server_serving(guarded: Server, url: str, fragment: str) -> None:
     resp = ask(guarded, [{"type": "image_url", "image_url": {"url": url}}])
     assert resp.status_code == 400, resp.text
     assert fragment in resp.json()["error"]["message"].lower()
     assert httpx.get(guarded.url + "/v1/health/ready").status_code == 200
-
-
-_GUARDED: list[Server] = []
-
-
-def _guarded_server(server_factory) -> Server:  # type: ignore[no-untyped-def]
-    """A server with the SSRF guard on (the default)."""
-    if not _GUARDED:
-        _GUARDED.append(server_factory("--no-warmup"))
-    return _GUARDED[0]
 
 
 @pytest.mark.parametrize(

@@ -139,3 +139,51 @@ def test_other_activations_still_reach_sglangs_native_moe() -> None:
     per_expert = torch.einsum("tei,eoi->teo", torch.nn.functional.silu(gate) * up, layer.w2_weight)
     expected = per_expert[torch.arange(3), ids[:, 0]]
     torch.testing.assert_close(wrapped(layer, x, (weights, ids, None), cfg), expected)
+
+
+def test_packed_vision_sequences_attend_within_their_segment_only() -> None:
+    """RADIO packs a video's tubelets into one sequence with ``cu_seqlens``; on SDPA
+    each segment must attend to itself alone, as each would unpacked (the reference)."""
+    from sglang.srt.layers.attention.vision import VisionSdpaAttention
+
+    from omni_sglang_cpu.patches import install_packed_sdpa_mask
+
+    install_packed_sdpa_mask()
+    install_packed_sdpa_mask()  # idempotent
+    assert getattr(VisionSdpaAttention.forward, "_omni_packed", False)
+    torch.manual_seed(2)
+    heads, size, lengths = 2, 8, [5, 3, 6]
+    attn = VisionSdpaAttention(head_dim=size, num_heads=heads, num_kv_heads=heads)
+    q, k, v = (torch.randn(sum(lengths), heads, size) for _ in range(3))
+    cu_seqlens = torch.tensor([0, 5, 8, 14], dtype=torch.int32)
+    packed = attn(q, k, v, bsz=1, cu_seqlens=cu_seqlens)
+    expected = []
+    for start, end in zip(cu_seqlens[:-1].tolist(), cu_seqlens[1:].tolist(), strict=True):
+        one = torch.tensor([0, end - start], dtype=torch.int32)
+        expected.append(attn(q[start:end], k[start:end], v[start:end], bsz=1, cu_seqlens=one))
+    torch.testing.assert_close(packed, torch.cat(expected), rtol=1e-5, atol=1e-5)
+
+
+def test_media_features_reach_the_encoders_in_the_models_dtype() -> None:
+    """SGLang's Nemotron processor hands bfloat16 pixels; a float32 model gets float32."""
+    from omni_sglang_cpu.patches import install_feature_dtype
+
+    class Model(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = torch.nn.Linear(4, 2)
+
+        def get_image_feature(self, items: list[SimpleNamespace]) -> torch.Tensor:
+            return self.proj(torch.cat([item.feature for item in items]))
+
+    model = Model()
+    pixels = torch.randn(3, 4).bfloat16()
+    try:
+        model.get_image_feature([SimpleNamespace(feature=pixels)])
+        raise AssertionError("a bfloat16 feature into a float32 linear should fail unwrapped")
+    except RuntimeError:
+        pass
+    assert install_feature_dtype(model) == ["get_image_feature"]
+    assert install_feature_dtype(model) == []  # idempotent
+    out = model.get_image_feature([SimpleNamespace(feature=pixels)])
+    torch.testing.assert_close(out, model.proj(pixels.float()))

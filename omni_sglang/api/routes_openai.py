@@ -25,7 +25,6 @@ from omni_sglang.output.completions import (
     completion_response,
     merge,
 )
-from omni_sglang.output.usage import media_token_counts
 from omni_sglang.protocol.openai import ChatCompletionRequest, CompletionRequest
 from omni_sglang.state import ServerState
 
@@ -101,7 +100,6 @@ async def _chat_completions(request: Request, state: ServerState, ticket: Ticket
         req.n,
         make_stream,
         _reasoning_fields(state),
-        media_token_counts(prepared.request.mm_items),
     )
     outputs = ticket.guard(
         timed(await primed(state.engine.generate(prepared.request)), ticket.started)

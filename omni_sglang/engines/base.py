@@ -73,6 +73,9 @@ class EngineOutput:
     completion_tokens: int
     finish_reason: FinishReason | None = None
     cached_tokens: int = 0
+    #: Prompt tokens each modality's placeholders expanded to (``image`` / ``video`` /
+    #: ``audio``), as SGLang's ``meta_info`` counts them from the items' offsets.
+    media_tokens: dict[str, int] = field(default_factory=dict)
     #: SGLang's ``[logprob, token_id, text_or_None]`` entries, when asked for.
     output_token_logprobs: list[list[Any]] | None = None
     input_token_logprobs: list[list[Any]] | None = None

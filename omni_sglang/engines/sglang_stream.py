@@ -26,6 +26,15 @@ def abort_status(meta: dict[str, Any]) -> int | None:
     return int(status) if status is not None else None
 
 
+#: The modalities SGLang's ``meta_info`` counts as ``<modality>_tokens``.
+MODALITIES = ("image", "video", "audio")
+
+
+def media_tokens(meta: dict[str, Any]) -> dict[str, int]:
+    """SGLang puts a modality's count in ``meta_info`` only when the prompt has it."""
+    return {kind: int(meta[f"{kind}_tokens"]) for kind in MODALITIES if meta.get(f"{kind}_tokens")}
+
+
 @dataclass
 class _Sent:
     """How much of one sample's cumulative output was already passed on."""
@@ -85,6 +94,7 @@ class StreamDeltas:
             prompt_tokens=sent.prompt_tokens,
             completion_tokens=sent.completion_tokens,
             cached_tokens=int(meta.get("cached_tokens", 0)),
+            media_tokens=media_tokens(meta),
             finish_reason=finish,
             output_token_logprobs=logprobs,
             input_token_logprobs=input_logprobs,

@@ -47,10 +47,9 @@ class ChatAssembler:
         n: int,
         make_stream: Callable[[], ChoiceStream],
         reasoning_fields: tuple[str, ...],
-        media_tokens: dict[str, int] | None = None,
     ):
         self.rid = rid
-        self.media_tokens = media_tokens
+        self.media_tokens: dict[str, int] = {}
         self.model = model
         self.created = int(time.time())
         self.streams = [make_stream() for _ in range(n)]
@@ -70,6 +69,7 @@ class ChatAssembler:
         """Returns this output's delta and whether its choice just finished."""
         self.prompt_tokens = out.prompt_tokens
         self.cached_tokens = max(self.cached_tokens, out.cached_tokens)
+        self.media_tokens = out.media_tokens or self.media_tokens
         stream = self.streams[out.index]
         delta = stream.feed(out.text, len(out.token_ids))
         if out.finish_reason is not None:

@@ -27,14 +27,6 @@ def usage_dict(
     }
 
 
-def media_token_counts(items: list[Any] | None) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for item in items or []:
-        positions = item.options.get("positions") or []
-        counts[item.modality] = counts.get(item.modality, 0) + len(positions)
-    return counts
-
-
 def finish_reason_name(reason: FinishReason | None, made_tool_calls: bool = False) -> str:
     """SGLang's finish reason as OpenAI names it."""
     if reason is None:

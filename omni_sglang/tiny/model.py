@@ -3,7 +3,8 @@
 ``tiny`` (the default) is a Nemotron-H like Nemotron 3 Nano Omni's LLM (Mamba-2, MoE and
 attention layers, ``NemotronHForCausalLM``) scaled down to run fast on two CPU cores;
 ``tiny-llama`` is a Llama-class model (attention only), whose prefix cache SGLang can
-reuse on any machine. Both share the tiny tokenizer and chat template. A build is
+reuse on any machine; ``tiny-omni`` is Nemotron 3 Nano Omni's own architecture for
+SGLang's model code (``omni``). Both share the tiny tokenizer and chat template. A build is
 atomic (a temp folder, then renamed), so concurrent first starts never see half a model.
 Each ``config.json`` is one that SGLang's and transformers' config classes both load.
 """
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from omni_sglang.errors import ConfigError
+from omni_sglang.tiny.omni import RADIO_MODEL, TINY_PARAKEET, build_tiny_omni
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +172,14 @@ TINY_MODELS: dict[str, TinyModel] = {
         ("tiny-nemotron-h", "nvidia/nemotron-3-nano-omni-30b-a3b-reasoning"),
     ),
     "tiny-llama": TinyModel("tiny-llama", TINY_LLAMA_ARCH, build_tiny_llama, ("tiny-llama",)),
+    # The real architecture (SGLang's NemotronH_Nano_Omni_Reasoning_V3: vision and sound
+    # towers in SGLang's model code) around the same language model as "tiny".
+    "tiny-omni": TinyModel(
+        "tiny-omni",
+        {"llm": TINY_ARCH, "radio": RADIO_MODEL, "parakeet": TINY_PARAKEET},
+        build_tiny_omni,
+        ("tiny-nemotron-omni", "nvidia/nemotron-3-nano-omni-30b-a3b-reasoning"),
+    ),
 }
 
 

@@ -34,6 +34,14 @@ class RequestState:
     mm_items: list[Any] = field(default_factory=list)
     aborted: threading.Event = field(default_factory=threading.Event)
 
+    def media_tokens(self) -> dict[str, int]:
+        """Prompt tokens by modality: the placeholder positions each item fills."""
+        counts: dict[str, int] = {}
+        for item in self.mm_items:
+            positions = item.options.get("positions") or []
+            counts[item.modality] = counts.get(item.modality, 0) + len(positions)
+        return counts
+
     def deliver(self, item: EngineOutput | BaseException) -> None:
         # The loop may be closed when a client vanished during shutdown; drop then.
         if not self.loop.is_closed():
@@ -57,6 +65,7 @@ class Sequence:
         self.request = request
         self.index = index
         self.origin_input_ids = request.prompt_ids
+        self._media_tokens = request.media_tokens()
         self.output_ids: list[int] = []
         self.cache: Any = None
         self.sampler = SequenceSampler(cfg, vocab_size, index)
@@ -129,6 +138,7 @@ class Sequence:
             completion_tokens=len(self.output_ids),
             finish_reason=finish,
             output_token_logprobs=logprobs,
+            media_tokens=self._media_tokens,
         )
         if self.input_logprobs is not None:
             out.input_token_logprobs, out.input_top_logprobs = self.input_logprobs

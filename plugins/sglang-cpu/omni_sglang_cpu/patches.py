@@ -1,7 +1,7 @@
 """What SGLang's model code still needs on a CPU once the platform is active.
 
 Installed in the scheduler process after the model is loaded (``post_load_model``); the
-Mamba ops only when the model has Mamba layers. Three kinds, each idempotent:
+Mamba ops only when the model has Mamba layers. Five kinds, each idempotent:
 
 - ``aten::mm.dtype`` (``torch.mm(..., out_dtype=float32)``, Nemotron-H's router) has a
   CUDA kernel only: a CPU one is registered with ``torch.library``.
@@ -10,6 +10,15 @@ Mamba ops only when the model has Mamba layers. Three kinds, each idempotent:
 - Mamba-2: six module globals of ``sglang.srt.layers.attention.mamba.mamba`` are
   Triton-only or unbound off CUDA; they are pointed at ``mamba_ops`` (torch-native).
   These are SGLang internals, which is why the plugin pins SGLang's version.
+- Media features in the model's dtype: SGLang's Nemotron Omni processor casts pixel
+  values to bfloat16 (the dtype of every GPU deployment); a float32 model (this
+  platform's default) then fails in its vision tower's first linear. The model's
+  ``get_*_feature`` methods get their items' features cast to the model's dtype first.
+- Packed vision sequences on SDPA: RADIO packs a video's tubelets (and several images)
+  into one sequence with ``cu_seqlens``, as the GPU backends' varlen kernels take it.
+  SGLang's SDPA backend builds a per-sequence padding mask for a batch of one there
+  ([segments, 1, s, s] against [1, heads, s, s]: a shape error); it gets the
+  block-diagonal mask that ``cu_seqlens`` means (the backend's own flattened mask).
 """
 
 from __future__ import annotations
@@ -118,9 +127,74 @@ def install_mamba_ops() -> None:
         setattr(module, name, fn)
 
 
+#: The per-modality encoder entry points of SGLang's multimodal models.
+FEATURE_METHODS = ("get_image_feature", "get_video_feature", "get_audio_feature")
+
+
+def _model_dtype(model: torch.nn.Module) -> torch.dtype | None:
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+
+
+def install_feature_dtype(model: torch.nn.Module) -> list[str]:
+    """Wrap the model's ``get_*_feature`` methods (on the instance, which is what the
+    forward pass looks up) so floating features arrive in the model's dtype."""
+    dtype = _model_dtype(model)
+    wrapped: list[str] = []
+    for name in FEATURE_METHODS:
+        method = getattr(model, name, None)
+        if dtype is None or method is None or getattr(method, "_omni_dtype", False):
+            continue
+
+        def cast_first(items: list[Any], _method: Any = method) -> Any:
+            for item in items:
+                feature = getattr(item, "feature", None)
+                if isinstance(feature, torch.Tensor) and feature.is_floating_point():
+                    item.feature = feature.to(dtype)
+            return _method(items)
+
+        cast_first._omni_dtype = True  # type: ignore[attr-defined]
+        setattr(model, name, cast_first)
+        wrapped.append(name)
+    return wrapped
+
+
+VISION_MODULE = "sglang.srt.layers.attention.vision"
+
+
+def install_packed_sdpa_mask() -> None:
+    import importlib
+
+    backend: Any = importlib.import_module(VISION_MODULE).VisionSdpaAttention
+    original = backend.forward
+    if getattr(original, "_omni_packed", False):
+        return
+
+    def forward(
+        self: Any,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        bsz: int,
+        cu_seqlens: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> torch.Tensor:
+        packed = bsz == 1 and cu_seqlens is not None and len(cu_seqlens) > 2
+        if packed and attention_mask is None and not self.flatten_batch:
+            attention_mask = self.generate_patch_attention_mask(
+                q.shape[0], cu_seqlens, flatten_batch=True
+            )
+        return original(self, q, k, v, bsz, cu_seqlens, attention_mask, **kwargs)
+
+    forward._omni_packed = True  # type: ignore[attr-defined]
+    backend.forward = forward
+
+
 def install(model: torch.nn.Module) -> None:
     install_mm_out_dtype()
     install_relu2_moe()
     if has_mamba_layers(model):
         install_mamba_ops()
-    logger.info("torch-native CPU ops installed (mm out_dtype, relu2 MoE, Mamba-2)")
+    if install_feature_dtype(model):
+        install_packed_sdpa_mask()
+    logger.info("torch-native CPU ops installed (mm out_dtype, relu2 MoE, Mamba-2, media)")
