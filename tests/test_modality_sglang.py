@@ -2,10 +2,11 @@
 and its own Nemotron Omni processor (``NanoNemotronVLImageProcessor``) run on the CPU with
 tiny configs, comparing whole ``input_ids``.
 
-Stubs, and why: Parakeet's feature extractor needs librosa (not installed), so a subclass
-keeps SGLang's own ``audio_token_count`` and only fakes the mel features; SGLang loads
-audio from bytes/URLs only, so its loader passes our arrays through; its frame sampler
-reads a decoder, so ``parse_video`` returns our frames with our timestamps.
+SGLang's own Parakeet feature extractor (``ParakeetExtractor``, transformers' mel
+features) runs as is. Two stand-ins remain, both where SGLang would decode the media
+itself: its audio loader takes bytes, paths and URLs only, so it passes our sample arrays
+through; its frame sampler reads a video decoder, so ``parse_video`` returns our frames
+with our timestamps. (``tests/test_sglang_media`` runs SGLang's own decoding.)
 """
 
 from __future__ import annotations
@@ -46,32 +47,6 @@ def sg() -> Any:
     from sglang.srt.multimodal.evs import evs_core
 
     return SimpleNamespace(internvl=internvl_utils, evs=evs_core)
-
-
-def stub_extractor_class() -> type:
-    from dataclasses import asdict
-
-    from sglang.srt.configs.parakeet import ExtractorConfig
-    from sglang.srt.models.parakeet import ParakeetExtractor
-
-    class NoMelExtractor(ParakeetExtractor):
-        def __init__(self, config: Any) -> None:  # no librosa: skip the mel filter bank
-            self.config = ExtractorConfig.from_hf_config(config)
-            for key, value in asdict(self.config).items():
-                setattr(self, key, value)
-            self._clip_target_samples = round(self.config.clip_duration_s * self.sampling_rate)
-            self._tail_min_samples = round(self.config.clip_min_duration_s * self.sampling_rate)
-
-        def __call__(self, raw: list, *args: Any, **kwargs: Any) -> Any:
-            clips = [len(self._clip_sizes(len(a))) for a in raw]
-            n = sum(clips)
-            return SimpleNamespace(
-                input_features=torch.zeros(n, 1, 1),
-                attention_mask=torch.ones(n, 1),
-                audio_num_clips=clips,
-            )
-
-    return NoMelExtractor
 
 
 # --- SGLang's functions ------------------------------------------------------------------------
@@ -126,9 +101,10 @@ def test_video_frame_sizes_match(sg: Any) -> None:
 
 
 def test_audio_token_counts_match() -> None:
+    from sglang.srt.models.parakeet import ParakeetExtractor
     from transformers import PretrainedConfig
 
-    extractor = stub_extractor_class()(PretrainedConfig.from_dict(REAL_SOUND))
+    extractor = ParakeetExtractor(PretrainedConfig.from_dict(REAL_SOUND))
     ours = AudioConfig(**{k: v for k, v in REAL_SOUND.items()})
     for n in (0, 1, 1599, 1600, 1601, 16000, 24000, 40000, 479999, 480000, 480001, 720000, 10**7):
         assert mm_geometry.audio_token_count(n, ours) == extractor.audio_token_count(n), n
@@ -177,7 +153,6 @@ def sglang_processor(monkeypatch_module: pytest.MonkeyPatch) -> Any:
     from sglang.srt.multimodal.processors import nano_nemotron_vl as nv
     from sglang.srt.server_args import ServerArgs
 
-    monkeypatch_module.setattr(nv, "ParakeetExtractor", stub_extractor_class())
     monkeypatch_module.setattr(base_processor, "load_audio", lambda data, sr=None, mono=True: data)
 
     class Processor(nv.NanoNemotronVLImageProcessor):
@@ -262,7 +237,7 @@ def run_both(
 
 def test_same_input_ids_as_sglang(tiny: tuple, sglang_processor: Any) -> None:
     tokenizer, config = tiny
-    theirs, _, ours = run_both(
+    theirs, output, ours = run_both(
         config,
         tokenizer,
         sglang_processor,
@@ -274,6 +249,11 @@ def test_same_input_ids_as_sglang(tiny: tuple, sglang_processor: Any) -> None:
     image_id, audio_id = (tokenizer.convert_tokens_to_ids(t) for t in ("<image>", "<so_embedding>"))
     assert theirs.count(image_id) == 63 + 5 * 15
     assert theirs.count(audio_id) == 388
+    # Parakeet's log-mel features of the 31 s: two clips, the checkpoint's mel bins.
+    (audio,) = [item for item in output.mm_items if item.is_audio()]
+    clips, _, bins = audio.feature.shape
+    assert (clips, bins) == (2, config["sound_config"]["num_mel_bins"])
+    assert audio.feature.abs().sum() > 0
 
 
 def test_same_input_ids_as_sglang_for_several_items(tiny: tuple, sglang_processor: Any) -> None:

@@ -1,6 +1,7 @@
-"""Media in SGLang's native ``/generate`` (CPU engine, real HTTP server): ``image_data`` /
-``video_data`` / ``audio_data`` as base64, data: URIs and URLs, batches, refusals, and an
-SGLang frontend-language program with ``sgl.image``."""
+"""Media in SGLang's native ``/generate`` (real HTTP server, both engines: SGLang's own
+Nemotron Omni model code on ``tiny-omni``): ``image_data`` / ``video_data`` /
+``audio_data`` as base64, data: URIs and URLs, batches, refusals, and an SGLang
+frontend-language program with ``sgl.image``."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 
 from omni_sglang.media import synth
 from omni_sglang.media.testserver import MediaServer
-from tests.conftest import TINY, Server
+from tests.conftest import TINY, Server, media_engine_args
 
 PLACEHOLDER = {"image": "<image>", "video": "<video>", "audio": "<so_embedding>"}
 MIME = {"a.png": "image/png", "b.png": "image/png", "a.gif": "image/gif"}
@@ -53,8 +54,10 @@ def media() -> Any:
 
 
 @pytest.fixture(scope="module")
-def server(server_factory) -> Server:  # type: ignore[no-untyped-def]
-    return server_factory("--allow-private-media-hosts", "--no-warmup")
+def server(module_server_factory, media_engine: str) -> Server:  # type: ignore[no-untyped-def]
+    return module_server_factory(  # type: ignore[no-any-return]
+        *media_engine_args(media_engine, "--allow-private-media-hosts", "--no-warmup")
+    )
 
 
 def gen(server: Server, **body: Any) -> httpx.Response:
@@ -67,8 +70,11 @@ def ok(resp: httpx.Response) -> Any:
 
 
 def prompt_tokens(server: Server, text: str, **media: Any) -> int:
-    body = ok(gen(server, text=text, sampling_params=GREEDY, **media))
-    return int(body["meta_info"]["prompt_tokens"])
+    return int(meta_info(server, text, **media)["prompt_tokens"])
+
+
+def meta_info(server: Server, text: str, **media: Any) -> dict[str, Any]:
+    return dict(ok(gen(server, text=text, sampling_params=GREEDY, **media))["meta_info"])
 
 
 @functools.cache
@@ -128,15 +134,21 @@ def test_media_goes_into_the_prompt(
     }[how]
     grown, media_tokens = chat_growth(server, kind, name)  # the chat endpoint's count
     before = media_prep_count(server)
-    with_media = prompt_tokens(server, PREFIX + PLACEHOLDER[kind], **{field: item})
-    without = prompt_tokens(server, PREFIX)
+    meta = meta_info(server, PREFIX + PLACEHOLDER[kind], **{field: item})
+    without = meta_info(server, PREFIX)
     assert media_tokens > 0
-    assert with_media - without == grown >= media_tokens
+    assert meta["prompt_tokens"] - without["prompt_tokens"] == grown >= media_tokens
+    # SGLang's meta_info counts a modality's tokens, when the prompt has any.
+    assert meta[f"{kind}_tokens"] == media_tokens and f"{kind}_tokens" not in without
     assert media_prep_count(server) == before + 1
 
 
-def image_runs(server: Server, image_id: int, text: str, **media: Any) -> list[int]:
-    """Lengths of the runs of image tokens in the prompt the engine got."""
+def media_runs(server: Server, tokenizer: Any, text: str, **media: Any) -> list[int]:
+    """Lengths of the runs of media positions in the prompt the engine got, in order.
+    The CPU engine reports the placeholder token there; SGLang's input logprobs report
+    id 0 (the positions hold each item's hash-derived ``pad_value`` there, not a token;
+    0 never occurs in the tiny tokenizer's text, it is ``<pad>``)."""
+    placeholders = {tokenizer.convert_tokens_to_ids(t) for t in PLACEHOLDER.values()}
     body = ok(
         gen(
             server,
@@ -149,22 +161,27 @@ def image_runs(server: Server, image_id: int, text: str, **media: Any) -> list[i
     )
     ids = [entry[1] for entry in body["meta_info"]["input_token_logprobs"]]
     assert len(ids) == body["meta_info"]["prompt_tokens"]
-    return [len(list(run)) for tok, run in itertools.groupby(ids) if tok == image_id]
+    media_ids = [t if t in placeholders or t == 0 else None for t in ids]
+    return [len(list(run)) for tok, run in itertools.groupby(media_ids) if tok is not None]
 
 
 def test_mixed_kinds_take_their_own_placeholders(server: Server, tiny_model_path: Path) -> None:
     """Each placeholder takes the next item of its kind, whatever the field order."""
     from transformers import AutoTokenizer
 
-    image_id = AutoTokenizer.from_pretrained(tiny_model_path).convert_tokens_to_ids("<image>")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
     small, large = (chat_growth(server, "image", name)[1] for name in ("a.png", "b.png"))
+    sound = chat_growth(server, "audio", "a.wav")[1]
     assert small != large
     a, b, wav = b64("a.png"), data_uri("b.png"), b64("a.wav")
     text = PREFIX + "<so_embedding> then <image> and <image>"
-    assert image_runs(server, image_id, text, image_data=[a, b], audio_data=wav) == [small, large]
-    assert image_runs(server, image_id, text, image_data=[b, a], audio_data=wav) == [large, small]
+    runs = media_runs(server, tokenizer, text, image_data=[a, b], audio_data=wav)
+    assert runs == [sound, small, large]
+    runs = media_runs(server, tokenizer, text, image_data=[b, a], audio_data=wav)
+    assert runs == [sound, large, small]
     text = PREFIX + "<image>, <so_embedding>, <image>"
-    assert image_runs(server, image_id, text, audio_data=wav, image_data=[b, a]) == [large, small]
+    runs = media_runs(server, tokenizer, text, audio_data=wav, image_data=[b, a])
+    assert runs == [large, sound, small]
 
 
 def test_warnings_and_stream(server: Server) -> None:

@@ -1,34 +1,48 @@
-"""Media on the SGLang path, on the CPU: our adapter's request for an engine that expands
-media itself goes through SGLang's real ``GenerateReqInput`` normalisation into our
-subclass of SGLang's Nemotron Omni processor (built with the tiny model's config), and
-the prompt it expands must equal the one our CPU path builds for the same request:
-per-request fps / num_frames, the soundtrack of a video, EVS rates.
+"""Media on the SGLang path, against SGLang's real runtime on this CPU: an in-process
+``SGLangEngine`` on ``tiny-omni`` (Nemotron 3 Nano Omni's own architecture), our adapter
+over it, and the processor SGLang's tokenizer manager built (our subclass of SGLang's
+Nemotron Omni processor, put in place by our SGLang plugin). Our adapter's request goes
+through SGLang's ``GenerateReqInput`` normalisation into that processor, called as the
+tokenizer manager calls it, and the prompt it expands must equal the one our CPU path
+(``tiny``: the same media settings) builds for the same request: per-request fps /
+num_frames, a video's soundtrack, EVS rates. An image and a video request also run
+through the whole runtime.
 
-Stub, and why: Parakeet's mel extractor needs librosa, which SGLang does not install;
-SGLang's own ``audio_token_count`` still decides the audio token counts.
+The engine runs EVS at NIM's default rate (0.5), so per-request rates apply. What needs a
+server without EVS gets no second engine (about 40 s and 3 GB): SGLang's refusal comes
+from a processor SGLang's own ``get_mm_processor`` builds from the engine's config at rate
+0; our adapter's, which reads only our config, from an adapter whose config says rate 0
+over the same engine. The scheduler-side EVS hook is checked on SGLang's ``EVS.evs_video``
+with a minimal model (the real one lives in SGLang's scheduler; the video generate runs
+it there).
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import base64
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import contextlib
+import copy
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import psutil
 import pytest
 import torch
 from PIL import Image
 
 from omni_sglang.adapter.chat import prepare_chat
-from omni_sglang.engines.sglang_backend import to_generate_req_input
+from omni_sglang.config import load_config
+from omni_sglang.engines.sglang_backend import SGLangEngine, to_generate_req_input
 from omni_sglang.errors import InvalidRequestError, UnsupportedFieldError
 from omni_sglang.media import synth
-from omni_sglang.state import ServerState
-from tests.conftest import TINY, adapter_state, chat_request
-from tests.test_modality_sglang import stub_extractor_class
+from omni_sglang.plugins import registry
+from omni_sglang.state import ServerPlugins, ServerState
+from omni_sglang.tiny.model import ensure_tiny_model
+from tests.conftest import CACHE, TINY, adapter_state, chat_request
 
 pytestmark = pytest.mark.sglang
 
@@ -36,89 +50,98 @@ VIDEO = synth.video_bytes(4.0, (160, 120), 10)
 VIDEO_WITH_SOUND = synth.video_bytes(3.0, (160, 120), 10, audio=True)
 IMAGE = synth.image_bytes("PNG", (200, 120))
 AUDIO = synth.audio_bytes("mp3", 2.5)
+States = tuple[ServerState, ServerState]  # (CPU path, SGLang path)
+#: SGLang's KV pool: enough for these prompts, small (other test servers share the RAM).
+SGLANG_ARGS = ["--max-total-tokens", "131072"]
 
 
 def uri(data: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
-def sglang_hf_config(tiny_model_path: Path, rate: float) -> Any:
-    """SGLang's own config class for this model, from the tiny checkpoint's values."""
-    import json
-
-    from sglang.srt.configs.nano_nemotron_vl import NemotronH_Nano_Omni_Reasoning_V3_Config
-
-    config = json.loads((tiny_model_path / "config.json").read_text())
-    keys = ("force_image_size", "patch_size", "downsample_ratio", "use_thumbnail")
-    return NemotronH_Nano_Omni_Reasoning_V3_Config(
-        vision_config=config["vision_config"],
-        llm_config={"hidden_size": 64},
-        sound_config=config.get("sound_config"),
-        norm_mean=config["norm_mean"],
-        norm_std=config["norm_std"],
-        video_pruning_rate=rate,
-        architectures=["NemotronH_Nano_Omni_Reasoning_V3"],
-        **{k: config[k] for k in keys},
-    )
+def server_fields(**config: Any) -> dict[str, Any]:
+    path = ensure_tiny_model(CACHE, "tiny-omni")
+    fields = {"model_path": str(path), "served_model_name": [TINY], "sglang_args": SGLANG_ARGS}
+    return {**fields, **config}
 
 
-@asynccontextmanager
-async def sglang_state(tiny_model_path: Path, **config: Any) -> AsyncIterator[ServerState]:
-    """The adapter over our real ``SGLangEngine``, whose in-process ``sglang.Engine``
-    (GPU only) is replaced by what the adapter reads of it: the tokenizer manager's
-    tokenizer and model config (SGLang's own config class for this model)."""
-    from transformers import AutoTokenizer
+def new_children(before: set[int]) -> list[psutil.Process]:
+    """This process's children not in ``before``, but multiprocessing's resource tracker:
+    starting SGLang starts it, and it serves the whole process (killed, loky's clean-up
+    at exit fails)."""
+    started = [p for p in psutil.Process().children() if p.pid not in before]
+    return [p for p in started if "resource_tracker" not in " ".join(p.cmdline())]
 
-    from omni_sglang.config import load_config
-    from omni_sglang.engines.sglang_backend import SGLangEngine
-    from omni_sglang.plugins import registry
-    from omni_sglang.state import ServerPlugins, ServerState
 
-    fields = {"model_path": str(tiny_model_path), "served_model_name": [TINY], **config}
-    cfg = load_config(fields, environ={})
-    engine = SGLangEngine(cfg)
-    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_path))
-    hf = sglang_hf_config(tiny_model_path, cfg.video_pruning_rate)
-    model = SimpleNamespace(context_len=16384, vocab_size=len(tokenizer), hf_config=hf)
-    engine.tokenizer = tokenizer
-    engine._engine = SimpleNamespace(
-        tokenizer_manager=SimpleNamespace(tokenizer=tokenizer, model_config=model)
-    )
+@pytest.fixture(scope="module")
+async def engine() -> AsyncIterator[SGLangEngine]:
+    """SGLang's runtime in this process on ``tiny-omni``, at the default EVS rate (0.5)."""
+    before = {p.pid for p in psutil.Process().children()}
+    backend = SGLangEngine(load_config(server_fields(), environ={}), "cpu")
+    await backend.start()
+    sglang_children = new_children(before)
+    assert sorted(p.name() for p in sglang_children) == ["sglang::detokenizer", "sglang::scheduler"]
+    yield backend
+    # As in test_sglang_backend: SGLang's shutdown kills every child of this process,
+    # and the other test servers are children too; only SGLang's own are handed to it.
+    import sglang.srt.entrypoints.engine as sglang_engine
+
+    def kill_sglangs_own(pid: int, include_parent: bool = True, **kwargs: Any) -> None:
+        for child in sglang_children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+
+    runtime = backend._engine
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sglang_engine, "kill_process_tree", kill_sglangs_own)
+        await backend.shutdown()
+    # SGLang also registered its shutdown at exit, which would then kill every child.
+    atexit.unregister(runtime.shutdown)
+    _, alive = psutil.wait_procs(sglang_children, timeout=30)
+    assert not alive
+    assert not new_children(before)  # nor anything its processors started since
+
+
+def sglang_state(engine: SGLangEngine, **config: Any) -> ServerState:
+    """Our adapter over the real engine, with the engine's config (and ``config``)."""
+    cfg = load_config(server_fields(**config), environ={})
     state = ServerState(cfg, engine, ServerPlugins.from_config(cfg, registry))
     state.prepare_plugins()
-    yield state
+    return state
 
 
 @pytest.fixture(scope="module")
-async def states(tiny_model_path: Path) -> AsyncIterator[tuple[ServerState, ServerState]]:
+async def states(tiny_model_path: Path, engine: SGLangEngine) -> AsyncIterator[States]:
     """(CPU-path state, SGLang-path state): the same request through the CPU engine and
-    through the sglang engine's side of the adapter."""
-    async with adapter_state(tiny_model_path) as cpu, sglang_state(tiny_model_path) as sg:
-        yield cpu, sg
+    through the adapter over SGLang's runtime."""
+    async with adapter_state(tiny_model_path) as cpu:
+        yield cpu, sglang_state(engine)
 
 
 @pytest.fixture(scope="module")
-def processor_for(tiny_model_path: Path) -> Any:
-    """Factory: our SGLang processor subclass for the tiny config at a server EVS rate."""
-    from sglang.srt import runtime_context
-    from sglang.srt.multimodal.processors import nano_nemotron_vl as nv
-    from sglang.srt.server_args import ServerArgs
-    from transformers import AutoTokenizer
-
+def processor(engine: SGLangEngine) -> Any:
+    """The processor SGLang's tokenizer manager built: ours, registered by our plugin."""
     from omni_sglang_nemotron.sglang_processor import OmniNanoNemotronVLProcessor
 
-    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_path))
+    built = engine._engine.tokenizer_manager.mm_processor
+    assert type(built) is OmniNanoNemotronVLProcessor
+    return built
 
-    def build(rate: float) -> Any:
-        args = ServerArgs(model_path="dummy", device="cpu", context_length=16384)
-        args.mm_process_config = {}
-        runtime_context.publish(args, role="tokenizer")
-        hf = sglang_hf_config(tiny_model_path, rate)
-        return OmniNanoNemotronVLProcessor(hf, None, tokenizer, None)
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(nv, "ParakeetExtractor", stub_extractor_class())
-        yield build
+@pytest.fixture(scope="module")
+def processor_without_evs(engine: SGLangEngine, processor: Any) -> Iterator[Any]:
+    """What SGLang's tokenizer manager builds on a server at EVS rate 0, by SGLang's own
+    factory from the engine's own config (only its rate changed)."""
+    from sglang.srt.managers.multimodal_processor import get_mm_processor
+
+    manager = engine._engine.tokenizer_manager
+    hf_config = copy.deepcopy(manager.model_config.hf_config)
+    hf_config.video_pruning_rate = 0.0
+    args = (manager.server_args, manager.processor, processor.transport_mode)
+    built = get_mm_processor(hf_config, *args, model_config=manager.model_config)
+    assert type(built) is type(processor) and built.evs.evs_config is None
+    yield built
+    built.shutdown()
 
 
 def user(*parts: dict[str, Any], text: str = "Describe.") -> list[dict[str, Any]]:
@@ -137,34 +160,54 @@ def audio_part() -> dict[str, Any]:
     return {"type": "audio_url", "audio_url": {"url": uri(AUDIO, "audio/mpeg")}}
 
 
+async def sglang_expands(processor: Any, obj: Any, engine: Any) -> Any:
+    """SGLang's processor on a normalised ``GenerateReqInput``, as the tokenizer manager
+    runs it (``_tokenize_one_request``): media lists, token ids as the prompt (the
+    processor prefers them), the manager's input limit."""
+    for key in ("image_data", "video_data", "audio_data"):
+        value = getattr(obj, key)
+        if value is not None and not isinstance(value, list):
+            setattr(obj, key, [value])
+    assert processor.prefer_tokenized_input and obj.input_ids is not None
+    return await processor.process_mm_data_async(
+        image_data=obj.image_data,
+        audio_data=obj.audio_data,
+        input_text=obj.input_ids,
+        request_obj=obj,
+        max_req_input_len=engine._engine.tokenizer_manager.max_req_input_len,
+    )
+
+
 async def both_paths(
-    states: tuple[ServerState, ServerState], processor: Any, **fields: Any
+    states: States, processor: Any, rate: float = 0.0, **fields: Any
 ) -> tuple[list[int], Any, Any]:
     """Our CPU path's ids, and SGLang's processor output for the SGLang-path request
-    after SGLang's own request normalisation (and the request object it saw)."""
+    after SGLang's own request normalisation (and the request object it saw). Videos at
+    EVS ``rate`` (0 unless a test names one: every frame's tokens)."""
     cpu, sg = states
+    mm = fields.pop("mm_processor_kwargs", {})
+    fields["mm_processor_kwargs"] = {"video_pruning_rate": rate, **mm}
     ours = (await prepare_chat(chat_request(**fields), cpu)).request
     theirs = (await prepare_chat(chat_request(**fields), sg)).request
     assert sg.engine.expands_media and theirs.mm_items is None and theirs.prompt is None
     obj = to_generate_req_input(theirs)
     obj.normalize_batch_and_arguments()
-    out = await processor.process_mm_data_async(obj.image_data, obj.audio_data, obj.input_ids, obj)
+    out = await sglang_expands(processor, obj, sg.engine)
     return list(ours.input_ids or []), out, obj
+
+
+def frames_io(n: int) -> dict[str, Any]:
+    return {"video": {"num_frames": n, "fps": -1}}
 
 
 def count(ids: list[int], tokenizer: Any, token: str) -> int:
     return ids.count(tokenizer.convert_tokens_to_ids(token))
 
 
-async def test_image_video_audio_expand_as_on_the_cpu_path(
-    states: tuple[ServerState, ServerState], processor_for: Any
-) -> None:
-    processor = processor_for(0.0)
+async def test_image_video_audio_expand_as_on_the_cpu_path(states: States, processor: Any) -> None:
     messages = user(image_part(), video_part(), image_part(synth.image_bytes("PNG", (64, 64))))
     messages += user(audio_part(), text="and this")
-    ours, out, obj = await both_paths(
-        states, processor, messages=messages, mm_processor_kwargs={"video_pruning_rate": 0.0}
-    )
+    ours, out, obj = await both_paths(states, processor, messages=messages)
     # What SGLang was handed: our decoded images, the fetched bytes, no URL anywhere;
     # the video's frames are planned here and decoded by SGLang only.
     assert all(isinstance(i, Image.Image) and i.mode == "RGB" for i in obj.image_data)
@@ -187,34 +230,23 @@ async def test_image_video_audio_expand_as_on_the_cpu_path(
     ],
 )
 async def test_per_request_frame_sampling_reaches_sglang(
-    states: tuple[ServerState, ServerState], processor_for: Any, video: Any, frames: int
+    states: States, processor: Any, video: Any, frames: int
 ) -> None:
     fields: dict[str, Any] = {"media_io_kwargs": {"video": video}} if video else {}
-    ours, out, _ = await both_paths(
-        states,
-        processor_for(0.0),
-        messages=user(video_part()),
-        mm_processor_kwargs={"video_pruning_rate": 0.0},
-        **fields,
-    )
+    ours, out, _ = await both_paths(states, processor, messages=user(video_part()), **fields)
     assert out.input_ids == ours
     (item,) = out.mm_items
     assert item.model_specific_data["frames_per_video"] == [frames]
-    text = processor_for(0.0).tokenizer.decode(out.input_ids)
+    text = processor.tokenizer.decode(out.input_ids)
     assert text.count("sampled at") == frames  # "Frame i sampled at t seconds" per frame
 
 
-async def test_soundtrack_follows_its_video(
-    states: tuple[ServerState, ServerState], processor_for: Any
-) -> None:
+async def test_soundtrack_follows_its_video(states: States, processor: Any) -> None:
     """use_audio_in_video: the soundtrack's audio placeholder right after the frames, as
     on the CPU path; SGLang reads the MP4's audio track from the bytes we fetched."""
-    processor = processor_for(0.0)
+    flag = {"use_audio_in_video": True}
     ours, out, obj = await both_paths(
-        states,
-        processor,
-        messages=user(video_part(VIDEO_WITH_SOUND)),
-        mm_processor_kwargs={"use_audio_in_video": True, "video_pruning_rate": 0.0},
+        states, processor, messages=user(video_part(VIDEO_WITH_SOUND)), mm_processor_kwargs=flag
     )
     assert obj.audio_data == [VIDEO_WITH_SOUND]
     assert count(out.input_ids, processor.tokenizer, "<so_embedding>") > 0
@@ -224,25 +256,17 @@ async def test_soundtrack_follows_its_video(
     assert ours.index(audio_id) == first and abs(len(out.input_ids) - len(ours)) <= 1
     # A silent video with the flag: frames only, on both paths.
     ours, out, obj = await both_paths(
-        states,
-        processor,
-        messages=user(video_part()),
-        mm_processor_kwargs={"use_audio_in_video": True, "video_pruning_rate": 0.0},
+        states, processor, messages=user(video_part()), mm_processor_kwargs=flag
     )
     assert obj.audio_data is None and out.input_ids == ours
 
 
 @pytest.mark.parametrize("rate", [0.0, 0.5, 0.9])
 async def test_per_request_evs_rate_reaches_sglang(
-    states: tuple[ServerState, ServerState], processor_for: Any, rate: float
+    states: States, processor: Any, rate: float
 ) -> None:
-    processor = processor_for(0.5)  # the server's rate
-    ours, out, _ = await both_paths(
-        states,
-        processor,
-        messages=user(video_part()),
-        mm_processor_kwargs={"video_pruning_rate": rate},
-    )
+    assert processor.evs.evs_config.video_pruning_rate == 0.5  # the server's rate
+    ours, out, _ = await both_paths(states, processor, rate, messages=user(video_part()))
     # The same prompt length and video token count; where the kept tokens sit differs:
     # SGLang spreads the count evenly over the tubelets (the model re-lays them out),
     # ours scores host features.
@@ -252,44 +276,35 @@ async def test_per_request_evs_rate_reaches_sglang(
     (item,) = out.mm_items
     assert item.model_specific_data["omni_video_pruning_rate"] == rate
     # Another rate than the server's: another prefix-cache identity for the same frames.
-    _, at_server_rate, _ = await both_paths(
-        states,
-        processor,
-        messages=user(video_part()),
-        mm_processor_kwargs={"video_pruning_rate": 0.5},
-    )
+    _, at_server_rate, _ = await both_paths(states, processor, 0.5, messages=user(video_part()))
     (plain,) = at_server_rate.mm_items
     assert plain.hash is None  # SGLang hashes the features itself
     assert (item.hash is None) == (rate == 0.5)
 
 
 async def test_per_request_rate_without_server_evs_is_refused(
-    states: tuple[ServerState, ServerState], processor_for: Any
+    states: States, processor_without_evs: Any
 ) -> None:
     with pytest.raises(ValueError, match="needs EVS enabled"):
-        await both_paths(
-            states,
-            processor_for(0.0),
-            messages=user(video_part()),
-            mm_processor_kwargs={"video_pruning_rate": 0.5},
+        await both_paths(states, processor_without_evs, 0.5, messages=user(video_part()))
+
+
+async def test_adapter_refuses_a_rate_sglang_could_not_apply(engine: SGLangEngine) -> None:
+    """Our adapter decides from our config alone (the rate it would start SGLang with)."""
+    sg = sglang_state(engine, video_pruning_rate=0.0)
+    with pytest.raises(InvalidRequestError, match="NIM_VIDEO_PRUNING_RATE"):
+        await prepare_chat(
+            chat_request(
+                messages=user(video_part()), mm_processor_kwargs={"video_pruning_rate": 0.3}
+            ),
+            sg,
         )
-
-
-async def test_adapter_refuses_a_rate_sglang_could_not_apply(tiny_model_path: Path) -> None:
-    async with sglang_state(tiny_model_path, video_pruning_rate=0.0) as sg:
-        with pytest.raises(InvalidRequestError, match="NIM_VIDEO_PRUNING_RATE"):
-            await prepare_chat(
-                chat_request(
-                    messages=user(video_part()), mm_processor_kwargs={"video_pruning_rate": 0.3}
-                ),
-                sg,
-            )
-        # The server's own rate (0) is fine.
-        await prepare_chat(chat_request(messages=user(video_part())), sg)
+    # The server's own rate (0) is fine.
+    await prepare_chat(chat_request(messages=user(video_part())), sg)
 
 
 async def test_unset_max_tokens_leaves_the_room_to_sglang(
-    states: tuple[ServerState, ServerState],
+    states: States,
 ) -> None:
     """Only SGLang knows the expanded prompt's length: an unset max_tokens goes as
     SGLang's unset (its scheduler fills the context's room); a set one goes as it is."""
@@ -307,77 +322,59 @@ async def test_unset_max_tokens_leaves_the_room_to_sglang(
 
 
 async def test_concurrent_requests_keep_their_own_video_options(
-    states: tuple[ServerState, ServerState], processor_for: Any
+    states: States, processor: Any
 ) -> None:
-    processor = processor_for(0.0)
-
     async def frames(n: int) -> int:
         _, out, _ = await both_paths(
-            states,
-            processor,
-            messages=user(video_part()),
-            media_io_kwargs={"video": {"num_frames": n, "fps": -1}},
-            mm_processor_kwargs={"video_pruning_rate": 0.0},
+            states, processor, messages=user(video_part()), media_io_kwargs=frames_io(n)
         )
         return int(out.mm_items[0].model_specific_data["frames_per_video"][0])
 
     assert await asyncio.gather(*(frames(n) for n in (2, 4, 6, 8, 2, 6))) == [2, 4, 6, 8, 2, 6]
 
 
-async def test_batches_keep_per_video_options(
-    states: tuple[ServerState, ServerState], processor_for: Any
-) -> None:
+async def test_batches_keep_per_video_options(states: States, processor: Any) -> None:
     """SGLang splits a batch with ``obj[i]``, which keeps ``VideoData.preprocess_kwargs``
     (and drops request-level media flags, which is why none are used)."""
     from sglang.srt.managers.io_struct import GenerateReqInput
 
     _, sg = states
-    one, two = [
-        (
-            await prepare_chat(
-                chat_request(
-                    messages=user(video_part()),
-                    media_io_kwargs={"video": {"num_frames": n, "fps": -1}},
-                ),
-                sg,
-            )
-        ).request
-        for n in (2, 6)
+    requests = [
+        chat_request(messages=user(video_part()), media_io_kwargs=frames_io(n)) for n in (2, 6)
     ]
+    one, two = [(await prepare_chat(request, sg)).request for request in requests]
     batch = GenerateReqInput(
         input_ids=[one.input_ids, two.input_ids],
         video_data=[one.video_data, two.video_data],
         sampling_params=[one.sampling_params, two.sampling_params],
     )
     batch.normalize_batch_and_arguments()
-    processor = processor_for(0.5)  # the requests carry the server default, 0.5
     got = []
-    for i in range(2):
-        sub = batch[i]
-        out = await processor.process_mm_data_async(None, None, sub.input_ids, sub)
+    for i in range(2):  # the requests carry the server's default rate, 0.5
+        out = await sglang_expands(processor, batch[i], sg.engine)
         got.append(out.mm_items[0].model_specific_data["frames_per_video"])
     assert got == [[2], [6]]
 
 
-def test_sglang_style_fps_options_are_honoured(processor_for: Any) -> None:
+async def test_sglang_style_fps_options_are_honoured(engine: SGLangEngine, processor: Any) -> None:
     """Callers of SGLang's own API may name fps / num_frames instead of frames."""
+    from sglang.srt.managers.io_struct import GenerateReqInput
     from sglang.srt.utils.common import VideoData
 
-    processor = processor_for(0.0)
     prompt = processor.tokenizer("<video> what happens?", add_special_tokens=False).input_ids
+
+    def request(**kwargs: Any) -> Any:
+        video = VideoData(url=VIDEO, preprocess_kwargs=kwargs)
+        obj = GenerateReqInput(input_ids=prompt, video_data=[video], sampling_params={})
+        obj.normalize_batch_and_arguments()
+        return obj
+
     for kwargs, frames in (({"fps": 1.0}, 4), ({"num_frames": 3}, 3), ({}, 8)):
-        request = SimpleNamespace(
-            video_data=[VideoData(url=VIDEO, preprocess_kwargs=kwargs)], use_audio_in_video=False
-        )
-        out = asyncio.run(processor.process_mm_data_async(None, None, prompt, request))
+        out = await sglang_expands(processor, request(**kwargs), engine)
         assert out.mm_items[0].model_specific_data["frames_per_video"] == [frames], kwargs
     # Above the cap: a ValueError, which SGLang answers with a 400.
-    request = SimpleNamespace(
-        video_data=[VideoData(url=VIDEO, preprocess_kwargs={"num_frames": 300})],
-        use_audio_in_video=False,
-    )
     with pytest.raises(ValueError, match="limit of 128 frames"):
-        asyncio.run(processor.process_mm_data_async(None, None, prompt, request))
+        await sglang_expands(processor, request(num_frames=300), engine)
 
 
 def test_the_model_prunes_at_the_items_rate() -> None:
@@ -427,20 +424,42 @@ def test_the_model_prunes_at_the_items_rate() -> None:
 
 
 async def test_a_modality_plugin_without_the_sglang_form_is_a_clear_error(
-    tiny_model_path: Path,
+    engine: SGLangEngine,
 ) -> None:
     """A third party's processor that only implements ``process``: a 4xx naming why."""
     from omni_sglang_testplug import CountMedia
 
-    async with sglang_state(tiny_model_path) as sg:
-        sg.modality = CountMedia(sg.tokenizer)
-        with pytest.raises(UnsupportedFieldError, match="CountMedia cannot prepare media"):
-            await prepare_chat(chat_request(messages=user(image_part())), sg)
+    sg = sglang_state(engine)
+    sg.modality = CountMedia(sg.tokenizer)
+    with pytest.raises(UnsupportedFieldError, match="CountMedia cannot prepare media"):
+        await prepare_chat(chat_request(messages=user(image_part())), sg)
 
 
-async def test_placeholder_text_in_the_prompt_is_refused(
-    states: tuple[ServerState, ServerState],
-) -> None:
+async def test_placeholder_text_in_the_prompt_is_refused(states: States) -> None:
     _, sg = states
     with pytest.raises(InvalidRequestError, match="2 media placeholders for 1 media items"):
         await prepare_chat(chat_request(messages=user(image_part(), text="also <image>")), sg)
+
+
+@pytest.mark.parametrize(
+    ("kind", "part", "rate"),
+    [("image", image_part, 0.5), ("video", video_part, 0.9)],  # 0.9: not the server's
+)
+async def test_a_generate_counts_the_prompt_as_the_cpu_path(
+    states: States, kind: str, part: Any, rate: float
+) -> None:
+    """The whole runtime: SGLang's processor, scheduler and the model's own encoders
+    answer with the prompt length and media token count our CPU path has for the same
+    request. For the video, the scheduler must prune at the request's 0.9: embeddings
+    pruned at the server's 0.5 would outnumber the placeholders."""
+    cpu, sg = states
+    fields = {"messages": user(part()), "max_tokens": 2}
+    fields["mm_processor_kwargs"] = {"video_pruning_rate": rate}
+    ours = (await prepare_chat(chat_request(**fields), cpu)).request
+    theirs = (await prepare_chat(chat_request(**fields), sg)).request
+    on_sglang = [out async for out in sg.engine.generate(theirs)]
+    on_cpu = [out async for out in cpu.engine.generate(ours)]
+    assert on_sglang[-1].finished and on_cpu[-1].finished
+    media = count(list(ours.input_ids or []), sg.tokenizer, "<image>")  # frames' too
+    assert on_sglang[-1].prompt_tokens == len(ours.input_ids or []) == on_cpu[-1].prompt_tokens
+    assert on_sglang[-1].media_tokens == on_cpu[-1].media_tokens == {kind: media}

@@ -109,6 +109,8 @@ class _Result:
             completion_tokens=out.completion_tokens,
             cached_tokens=out.cached_tokens,
         )
+        # As SGLang's meta_info: a modality's count only when the prompt has it.
+        self.meta.update({f"{kind}_tokens": n for kind, n in out.media_tokens.items() if n})
         if out.input_token_logprobs is not None:
             self.meta["input_token_logprobs"] = out.input_token_logprobs
             self.meta["input_top_logprobs"] = out.input_top_logprobs or []
