@@ -1,6 +1,8 @@
 """Hostile payloads: every one gets a 4xx OpenAI error envelope, never a 500 or a crash,
 and the server keeps serving. Broken JSON and encodings, wrong types in every field,
 enormous numbers and collections, media that lies about what it is or how big it is.
+Both engines: on SGLang (``tiny-omni``, its own Nemotron Omni processor and model code)
+every refusal must stay ours, before SGLang sees the request.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import httpx
 import jsonschema
 import pytest
 
-from tests.conftest import Server
+from tests.conftest import Server, media_engine_args
 from tests.hostile_corpus import (
     CHAT_CASES,
     ERROR_KEYS,
@@ -28,8 +30,8 @@ from tests.hostile_corpus import (
 
 
 @pytest.fixture(scope="module")
-def server(server_factory) -> Server:  # type: ignore[no-untyped-def]
-    return server_factory("--no-warmup")
+def server(module_server_factory, media_engine: str) -> Server:  # type: ignore[no-untyped-def]
+    return module_server_factory(*media_engine_args(media_engine, "--no-warmup"))  # type: ignore[no-any-return]
 
 
 def post(server: Server, path: str, payload: Any, timeout: float = 120) -> httpx.Response:

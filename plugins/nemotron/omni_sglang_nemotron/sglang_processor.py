@@ -127,6 +127,17 @@ class OmniNanoNemotronVLProcessor(NanoNemotronVLImageProcessor):
     # each image in place, its text path puts them all at the first placeholder.
     prefer_tokenized_input = True
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from PIL import Image
+
+        # SGLang's __init__ turns PIL's decompression-bomb guard off for the whole
+        # process (``Image.MAX_IMAGE_PIXELS = None``), and this process is our server:
+        # a 16384x16384 WebP canvas then reached libwebp's decoder instead of our pixel
+        # limit. SGLang's processor gets images we decoded and never opens one itself.
+        guard = Image.MAX_IMAGE_PIXELS
+        super().__init__(*args, **kwargs)
+        Image.MAX_IMAGE_PIXELS = guard
+
     @property
     def evs(self) -> Any:
         request = _REQUEST.get()
