@@ -10,6 +10,10 @@ cache-hit row is a second load of the same URL; "plan only" is what the sglang e
 costs us per video before SGLang decodes it (limits and frame plan, no pixels).
 SGLang: ``load_video`` + ``sample_video_frames`` + ``get_frames_at`` (what its Nemotron
 processor's ``parse_video`` does), ``load_audio``, ``load_image``. All media is generated locally.
+
+Then the same media through each engine, stage by stage (``bench.media_engine``): our
+preparation, SGLang's processor, the time to the first token with and without the media.
+The plot (``--plot``, default beside ``--out``) shows both parts.
 """
 
 from __future__ import annotations
@@ -27,11 +31,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import media_engine, media_plot
 from omni_sglang.media import FetchPolicy, MediaCache, MediaLimits, MediaLoader
 from omni_sglang.media.audio import decode_audio
 from omni_sglang.media.image import decode_image
 from omni_sglang.media.synth import audio_bytes, video_bytes
 from omni_sglang.media.video import decode_video
+
+MEDIA_LABELS = {
+    "video": "MP4 30 s 1280x720 30 fps, 2 fps -> 60 frames",
+    "audio": "MP3 60 s 44.1 kHz stereo -> 16 kHz mono",
+    "image": "JPEG 4000x3000 (12 MP) -> RGB",
+}
 
 
 def timed_pair(
@@ -147,11 +158,7 @@ def bench(paths: dict[str, Path], repeats: int) -> list[dict[str, Any]]:
         theirs, mine = timed_pair(sglang[kind], ours[kind], repeats)
         cold, hit = asyncio.run(time_loader(policy, kind, url, repeats))
         row = {
-            "media": {
-                "video": "MP4 30 s 1280x720 30 fps, 2 fps -> 60 frames",
-                "audio": "MP3 60 s 44.1 kHz stereo -> 16 kHz mono",
-                "image": "JPEG 4000x3000 (12 MP) -> RGB",
-            }[kind],
+            "media": MEDIA_LABELS[kind],
             "bytes": len(blobs[kind]),
             "sglang_s": theirs["median_s"],
             "ours_decode_s": mine["median_s"],
@@ -181,11 +188,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="bench/results/media.json")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--engine-repeats", type=int, default=3)
+    parser.add_argument("--plot", default=None, help="PNG path (default: --out as .png)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_media(Path(tmp))
         rows = bench(paths, args.repeats)
         rows.append(video_decoders(paths["video"].read_bytes(), args.repeats))
+        engine_rows = media_engine.run(paths, MEDIA_LABELS, args.engine_repeats)
     result = {
         "benchmark": "media",
         "repeats": args.repeats,
@@ -193,10 +203,13 @@ def main() -> None:
         "decoder": "torchcodec (FFmpeg) for video and audio, Pillow for images",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "results": rows,
+        "engine_path": engine_rows,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    plot = Path(args.plot or Path(args.out).with_suffix(".png"))
+    media_plot.plot(result, plot)
+    print(f"wrote {args.out} and {plot}")
 
 
 if __name__ == "__main__":

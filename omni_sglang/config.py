@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from omni_sglang.errors import ConfigError
 from omni_sglang.tiny.model import (
     DEFAULT_TINY_MODEL,
+    DEFAULT_TINY_MODEL_BY_ENGINE,
     TINY_MODELS,
     ensure_tiny_model,
     tiny_model,
@@ -196,7 +197,8 @@ class ServerConfig(BaseModel):
 
     @property
     def tiny_model_name(self) -> str:
-        return self.model or DEFAULT_TINY_MODEL
+        default = DEFAULT_TINY_MODEL_BY_ENGINE.get(self.engine or "", DEFAULT_TINY_MODEL)
+        return self.model or default
 
     @property
     def model_names(self) -> list[str]:

@@ -158,8 +158,8 @@ def config_from_cli(args: argparse.Namespace, passthrough: list[str]) -> ServerC
 
 def default_engine(config: ServerConfig) -> str:
     """``sglang`` for a checkpoint on a GPU, else ``cpu``: without a GPU SGLang serves too
-    (``--engine sglang``), but the built-in model's media run only on the cpu engine and
-    SGLang starts in ~30 s instead of 0.3 s (README, "Engines")."""
+    (``--engine sglang``, media included, on ``tiny-omni``), but it starts in ~40 s
+    instead of 0.3 s (README, "Engines")."""
     if config.model_path is None:
         return "cpu"
     import torch

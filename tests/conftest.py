@@ -135,18 +135,11 @@ def engine_args(engine: str, *args: str) -> tuple[str, ...]:
     return ("--engine", engine, *args, *(SGLANG_TEST_ARGS if engine == "sglang" else ()))
 
 
-#: The seed's model name, which the tiny models answer to as well.
-SEED_MODEL = "nvidia/nemotron-3-nano-omni-30b-a3b-reasoning"
-#: On SGLang, media go through Nemotron Omni's own model code: the ``tiny-omni``
-#: checkpoint, whose language model is ``tiny``'s. Served under ``tiny``'s names, so the
-#: same requests go to both engines.
-OMNI_ARGS = ("--model", "tiny-omni", "--served-model-name", TINY, "--served-model-name", SEED_MODEL)
-
-
 def media_engine_args(engine: str, *args: str) -> tuple[str, ...]:
-    """``engine_args`` for a server that takes media: the CPU engine serves ``tiny``
-    (its own encoders), SGLang serves ``tiny-omni``."""
-    return engine_args(engine, *(OMNI_ARGS if engine == "sglang" else ()), *args)
+    """``engine_args`` for a server that takes media. Each engine's default built-in
+    model: ``tiny`` (its own encoders) on the CPU engine, ``tiny-omni`` (Nemotron Omni's
+    own model code, ``tiny``'s language model, answering to ``tiny``'s names) on SGLang."""
+    return engine_args(engine, *args)
 
 
 @pytest.fixture(scope="module", params=ENGINES, ids=[f"{e}_engine" for e in ENGINES])

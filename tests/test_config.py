@@ -37,6 +37,17 @@ def test_tiny_model_default_names() -> None:
     ]
 
 
+def test_each_engine_has_its_default_built_in_model() -> None:
+    """SGLang runs the Omni architecture's own code; same names on both engines."""
+    cpu, sglang = (load_config({"engine": e}, environ={}) for e in ("cpu", "sglang"))
+    assert (cpu.tiny_model_name, sglang.tiny_model_name) == ("tiny", "tiny-omni")
+    assert cpu.model_names == sglang.model_names
+    named = load_config({"engine": "sglang", "model": "tiny"}, environ={})
+    assert named.tiny_model_name == "tiny"  # a named model wins
+    cli = config_from_cli(*parse_cli(["--engine", "sglang"]))
+    assert cli.tiny_model_name == "tiny-omni"
+
+
 def test_built_in_models_by_name() -> None:
     llama = load_config({"model": "tiny-llama"}, environ={})
     assert llama.uses_tiny_model and llama.model_names == ["tiny-llama"]

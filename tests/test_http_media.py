@@ -206,6 +206,7 @@ def test_audio_in_video_with_and_without_sound(server: Server) -> None:
 def test_seed_batched_example_decodes_the_video_once(server: Server, media: Any) -> None:
     """The seed's batch: one video URL, two prompts at once -> one fetch, one decode."""
     media.files["/shared.mp4"] = synth.video_bytes(3.0, (160, 120), 10)
+    fetched = media.hits.get("/shared.mp4", 0)  # the media server serves both engines' runs
     before = httpx.get(server.url + "/server_info").json()["media_cache"]
     client = AsyncOpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0)
 
@@ -232,7 +233,7 @@ def test_seed_batched_example_decodes_the_video_once(server: Server, media: Any)
     results = asyncio.run(both())
     assert all(r.choices[0].message.content is not None for r in results)
     after = httpx.get(server.url + "/server_info").json()["media_cache"]
-    assert media.hits["/shared.mp4"] == 1
+    assert media.hits["/shared.mp4"] - fetched == 1  # ours, once: SGLang never fetches
     assert after["decodes"] - before["decodes"] == 1
 
 

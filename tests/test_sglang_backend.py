@@ -6,6 +6,7 @@ Its shutdown is what ends the module's engine fixture."""
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import signal
 import time
@@ -155,6 +156,7 @@ async def engine(tiny_model_path: Path) -> AsyncIterator[SGLangEngine]:
             with contextlib.suppress(psutil.NoSuchProcess):
                 child.kill()
 
+    runtime = backend._engine
     monkeypatch = pytest.MonkeyPatch()
     monkeypatch.setattr(sglang_engine, "kill_process_tree", kill_sglangs_own)
     try:
@@ -163,6 +165,9 @@ async def engine(tiny_model_path: Path) -> AsyncIterator[SGLangEngine]:
         assert not await backend.health()
     finally:
         monkeypatch.undo()
+    # SGLang also registered its shutdown at exit, which would then kill every child of
+    # this process (multiprocessing's resource tracker among them).
+    atexit.unregister(runtime.shutdown)
     _, alive = psutil.wait_procs(sglang_children, timeout=30)
     assert not alive
 

@@ -32,6 +32,10 @@ logger = logging.getLogger(__name__)
 TINY_MODEL_VERSION = "3"  # 3: config.json loadable by SGLang (pattern + SGLang's key names)
 TINY_MAX_MODEL_LEN = 16384
 DEFAULT_TINY_MODEL = "tiny"
+#: The built-in model an engine serves when none is named. SGLang runs Nemotron Omni's
+#: own model code, so its tiny stand-in is that architecture (``tiny-omni``, around
+#: ``tiny``'s language model); the cpu engine's media encoders are its own, on ``tiny``.
+DEFAULT_TINY_MODEL_BY_ENGINE = {"sglang": "tiny-omni"}
 
 TINY_ARCH: dict[str, Any] = {
     "hidden_size": 64,
@@ -178,7 +182,9 @@ TINY_MODELS: dict[str, TinyModel] = {
         "tiny-omni",
         {"llm": TINY_ARCH, "radio": RADIO_MODEL, "parakeet": TINY_PARAKEET},
         build_tiny_omni,
-        ("tiny-nemotron-omni", "nvidia/nemotron-3-nano-omni-30b-a3b-reasoning"),
+        # tiny's names: the same language model, the default on the other engine, so one
+        # client's requests go to either engine unchanged.
+        ("tiny-nemotron-h", "nvidia/nemotron-3-nano-omni-30b-a3b-reasoning"),
     ),
 }
 
