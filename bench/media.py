@@ -85,10 +85,16 @@ async def time_loader(
 
 
 def video_decoders(blob: bytes, repeats: int) -> dict[str, Any]:
-    """The decoder choice: the same 60 frames with torchcodec and with decord."""
+    """The decoder choice: the same 60 frames with torchcodec and with decord (a peer,
+    not a dependency: the row says so when it is not installed)."""
     import io
 
-    import decord
+    try:
+        import decord
+    except ImportError:
+        row = {"media": "decoder choice", "skipped": "decord is not installed (pip install decord)"}
+        print(json.dumps(row), flush=True)
+        return row
     import numpy as np
     from torchcodec.decoders import VideoDecoder
 

@@ -38,7 +38,12 @@ def plot(result: dict[str, Any], out: Path) -> None:
     axes[0].set_ylabel("seconds (median)")
     axes[0].set_title("decode: ours vs SGLang's loaders")
     axes[0].legend(fontsize=8)
-    bars = [(e, s) for e in ("cpu_engine_s", "sglang_engine_s") for s in STAGES]
+    bars = [
+        (e, s)
+        for e in ("cpu_engine_s", "sglang_engine_s")
+        for s in STAGES
+        if any(s in r[e] for r in engine)  # the CPU engine has no SGLang processor
+    ]
     width = 0.8 / len(bars)
     for i, (eng, stage) in enumerate(bars):
         values = [r[eng].get(stage, 0.0) for r in engine]
