@@ -4,7 +4,7 @@
 attention layers, ``NemotronHForCausalLM``) scaled down to run fast on two CPU cores;
 ``tiny-llama`` is a Llama-class model (attention only), whose prefix cache SGLang can
 reuse on any machine; ``tiny-omni`` is Nemotron 3 Nano Omni's own architecture for
-SGLang's model code (``omni``). Both share the tiny tokenizer and chat template. A build is
+SGLang's model code (``omni``). All share the tiny tokenizer and chat template. A build is
 atomic (a temp folder, then renamed), so concurrent first starts never see half a model.
 Each ``config.json`` is one that SGLang's and transformers' config classes both load.
 """

@@ -50,8 +50,8 @@ TINY_PARAKEET: dict[str, Any] = {
     "projection_hidden_size": 64,
     "projection_bias": False,
 }
-
-
+#: SGLang sizes Parakeet's positions from the config's ``max_model_len`` (8192 when
+#: absent, as here and in ``tiny``: our processor reads the same key for its budget).
 PARAKEET_MAX_LEN = 8192
 
 
