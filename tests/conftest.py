@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -131,20 +132,16 @@ SGLANG_TEST_ARGS = ("--", "--max-total-tokens", "131072")
 
 
 def engine_args(engine: str, *args: str) -> tuple[str, ...]:
-    """Launcher arguments for a test server on ``engine`` (SGLang's own args last)."""
+    """Launcher arguments for a test server on ``engine`` (SGLang's own args last). Each
+    engine serves its default built-in model: ``tiny`` on the CPU engine, ``tiny-omni``
+    (Nemotron Omni's own model code around ``tiny``'s language model, under ``tiny``'s
+    names) on SGLang, so media tests send the same requests to both."""
     return ("--engine", engine, *args, *(SGLANG_TEST_ARGS if engine == "sglang" else ()))
-
-
-def media_engine_args(engine: str, *args: str) -> tuple[str, ...]:
-    """``engine_args`` for a server that takes media. Each engine's default built-in
-    model: ``tiny`` (its own encoders) on the CPU engine, ``tiny-omni`` (Nemotron Omni's
-    own model code, ``tiny``'s language model, answering to ``tiny``'s names) on SGLang."""
-    return engine_args(engine, *args)
 
 
 @pytest.fixture(scope="module", params=ENGINES, ids=[f"{e}_engine" for e in ENGINES])
 def media_engine(request: pytest.FixtureRequest) -> str:
-    """Each engine in turn, for a module's media servers (``media_engine_args``)."""
+    """Each engine in turn, for a module's servers (``module_server_factory``)."""
     return str(request.param)
 
 
@@ -201,3 +198,39 @@ def chat_request(**fields: Any) -> Any:
 
     body = {"model": TINY, "messages": [{"role": "user", "content": "Hi"}]}
     return ChatCompletionRequest.model_validate({**body, **fields})
+
+
+def new_children(before: set[int]) -> list[Any]:
+    """This process's children not in ``before``, but multiprocessing's resource tracker:
+    starting SGLang starts it, and it serves the whole process (killed, loky's clean-up
+    at exit fails)."""
+    import psutil
+
+    started = [p for p in psutil.Process().children() if p.pid not in before]
+    return [p for p in started if "resource_tracker" not in " ".join(p.cmdline())]
+
+
+@contextmanager
+def sglang_kills_only(backend: Any, children: list[Any]) -> Iterator[None]:
+    """Around an in-process SGLang engine's shutdown in a test. SGLang's shutdown kills
+    every child of this process (in our server: only its own); here the other test
+    servers are children too, so only SGLang's ``children`` are handed to it. SGLang
+    also registered its shutdown at exit, which would then kill every child: removed.
+    On leaving, SGLang's processes must be gone."""
+    import atexit
+
+    import psutil
+    import sglang.srt.entrypoints.engine as sglang_engine
+
+    def kill_sglangs_own(pid: int, include_parent: bool = True, **kwargs: Any) -> None:
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+
+    runtime = backend._engine
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sglang_engine, "kill_process_tree", kill_sglangs_own)
+        yield
+    atexit.unregister(runtime.shutdown)
+    _, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive

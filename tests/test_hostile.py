@@ -18,7 +18,7 @@ import httpx
 import jsonschema
 import pytest
 
-from tests.conftest import Server, media_engine_args
+from tests.conftest import Server, engine_args
 from tests.hostile_corpus import (
     CHAT_CASES,
     ERROR_KEYS,
@@ -31,7 +31,7 @@ from tests.hostile_corpus import (
 
 @pytest.fixture(scope="module")
 def server(module_server_factory, media_engine: str) -> Server:  # type: ignore[no-untyped-def]
-    return module_server_factory(*media_engine_args(media_engine, "--no-warmup"))  # type: ignore[no-any-return]
+    return module_server_factory(*engine_args(media_engine, "--no-warmup"))  # type: ignore[no-any-return]
 
 
 def post(server: Server, path: str, payload: Any, timeout: float = 120) -> httpx.Response:

@@ -16,7 +16,7 @@ from openai import AsyncOpenAI, OpenAI
 
 from omni_sglang.media import synth
 from omni_sglang.media.testserver import MediaServer
-from tests.conftest import TINY, Server, media_engine_args
+from tests.conftest import TINY, Server, engine_args
 
 SAMPLES = {
     "a.jpg": ("image_url", "image/jpeg", lambda: synth.image_bytes("JPEG", (64, 48))),
@@ -57,14 +57,14 @@ def media() -> Any:
 @pytest.fixture(scope="module")
 def server(module_server_factory, media_engine: str) -> Server:  # type: ignore[no-untyped-def]
     return module_server_factory(  # type: ignore[no-any-return]
-        *media_engine_args(media_engine, "--allow-private-media-hosts", "--no-warmup")
+        *engine_args(media_engine, "--allow-private-media-hosts", "--no-warmup")
     )
 
 
 @pytest.fixture(scope="module")
 def guarded(module_server_factory, media_engine: str) -> Server:  # type: ignore[no-untyped-def]
     """A server with the SSRF guard on (the default)."""
-    return module_server_factory(*media_engine_args(media_engine, "--no-warmup"))  # type: ignore[no-any-return]
+    return module_server_factory(*engine_args(media_engine, "--no-warmup"))  # type: ignore[no-any-return]
 
 
 def ask(server: Server, parts: list[dict[str, Any]], **fields: Any) -> httpx.Response:

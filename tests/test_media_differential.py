@@ -21,7 +21,8 @@ import pytest
 from transformers import AutoTokenizer
 
 from omni_sglang.media import synth
-from tests.conftest import TINY, Server, media_engine_args
+from tests.conftest import TINY, Server, engine_args
+from tests.test_sglang_generate_media import PLACEHOLDER
 
 #: 10 fps sources sampled at 3 fps: frame choice and timestamps are not multiples of a
 #: half second, so a sampler that picked other frames would show in the timestamps.
@@ -36,7 +37,6 @@ SAMPLES = {
     "a.mp3": ("audio", "audio/mpeg", lambda: synth.audio_bytes("mp3", 2.2)),
     "a.flac": ("audio", "audio/flac", lambda: synth.audio_bytes("flac", 0.9)),
 }
-PLACEHOLDER = {"image": "<image>", "video": "<video>", "audio": "<so_embedding>"}
 
 
 @functools.cache
@@ -56,7 +56,7 @@ def part(name: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def servers(module_server_factory) -> dict[str, Server]:  # type: ignore[no-untyped-def]
     args = ("--no-warmup", "--media-io-kwargs", SERVER_VIDEO)
-    return {e: module_server_factory(*media_engine_args(e, *args)) for e in ("cpu", "sglang")}
+    return {e: module_server_factory(*engine_args(e, *args)) for e in ("cpu", "sglang")}
 
 
 def usage(server: Server, parts: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:

@@ -6,8 +6,6 @@ Its shutdown is what ends the module's engine fixture."""
 from __future__ import annotations
 
 import asyncio
-import atexit
-import contextlib
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -29,7 +27,7 @@ from omni_sglang.errors import ConfigError, ContextLengthExceededError, InvalidR
 from omni_sglang.protocol.openai import ChatCompletionRequest
 from omni_sglang.state import ServerState
 from omni_sglang_nemotron.plugin import BUDGET_KEY
-from tests.conftest import adapter_state, chat_request
+from tests.conftest import adapter_state, chat_request, new_children, sglang_kills_only
 
 pytestmark = pytest.mark.sglang
 
@@ -144,32 +142,13 @@ async def engine(tiny_model_path: Path) -> AsyncIterator[SGLangEngine]:
     # SGLang installs its own SIGTERM handler from the main thread; ours (uvicorn's
     # drain) must stay in charge of SIGTERM.
     assert signal.getsignal(signal.SIGTERM) is previous
-    sglang_children = [p for p in psutil.Process().children() if p.pid not in before]
+    sglang_children = new_children(before)
     assert sglang_children  # its scheduler and detokenizer
     yield backend
-    # SGLang's shutdown kills every child of this process (in our server: only its own);
-    # here the other test servers are children too, so only SGLang's are handed to it.
-    import sglang.srt.entrypoints.engine as sglang_engine
-
-    def kill_sglangs_own(pid: int, include_parent: bool = True, **kwargs: Any) -> None:
-        for child in sglang_children:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                child.kill()
-
-    runtime = backend._engine
-    monkeypatch = pytest.MonkeyPatch()
-    monkeypatch.setattr(sglang_engine, "kill_process_tree", kill_sglangs_own)
-    try:
+    with sglang_kills_only(backend, sglang_children):
         await backend.shutdown()
         await backend.shutdown()  # idempotent
         assert not await backend.health()
-    finally:
-        monkeypatch.undo()
-    # SGLang also registered its shutdown at exit, which would then kill every child of
-    # this process (multiprocessing's resource tracker among them).
-    atexit.unregister(runtime.shutdown)
-    _, alive = psutil.wait_procs(sglang_children, timeout=30)
-    assert not alive
 
 
 async def _until_idle(engine: SGLangEngine, timeout: float = 10) -> int:

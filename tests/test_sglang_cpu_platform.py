@@ -166,6 +166,8 @@ def test_packed_vision_sequences_attend_within_their_segment_only() -> None:
 
 def test_media_features_reach_the_encoders_in_the_models_dtype() -> None:
     """SGLang's Nemotron processor hands bfloat16 pixels; a float32 model gets float32."""
+    from sglang.srt.managers.schedule_batch import Modality, MultimodalDataItem
+
     from omni_sglang_cpu.patches import install_feature_dtype
 
     class Model(torch.nn.Module):
@@ -173,17 +175,17 @@ def test_media_features_reach_the_encoders_in_the_models_dtype() -> None:
             super().__init__()
             self.proj = torch.nn.Linear(4, 2)
 
-        def get_image_feature(self, items: list[SimpleNamespace]) -> torch.Tensor:
+        def get_image_feature(self, items: list[MultimodalDataItem]) -> torch.Tensor:
             return self.proj(torch.cat([item.feature for item in items]))
 
     model = Model()
     pixels = torch.randn(3, 4).bfloat16()
     try:
-        model.get_image_feature([SimpleNamespace(feature=pixels)])
+        model.get_image_feature([MultimodalDataItem(modality=Modality.IMAGE, feature=pixels)])
         raise AssertionError("a bfloat16 feature into a float32 linear should fail unwrapped")
     except RuntimeError:
         pass
     assert install_feature_dtype(model) == ["get_image_feature"]
     assert install_feature_dtype(model) == []  # idempotent
-    out = model.get_image_feature([SimpleNamespace(feature=pixels)])
+    out = model.get_image_feature([MultimodalDataItem(modality=Modality.IMAGE, feature=pixels)])
     torch.testing.assert_close(out, model.proj(pixels.float()))

@@ -18,7 +18,7 @@ import pytest
 
 from omni_sglang.media import synth
 from omni_sglang.media.testserver import MediaServer
-from tests.conftest import TINY, Server, media_engine_args
+from tests.conftest import TINY, Server, engine_args
 
 PLACEHOLDER = {"image": "<image>", "video": "<video>", "audio": "<so_embedding>"}
 MIME = {"a.png": "image/png", "b.png": "image/png", "a.gif": "image/gif"}
@@ -56,7 +56,7 @@ def media() -> Any:
 @pytest.fixture(scope="module")
 def server(module_server_factory, media_engine: str) -> Server:  # type: ignore[no-untyped-def]
     return module_server_factory(  # type: ignore[no-any-return]
-        *media_engine_args(media_engine, "--allow-private-media-hosts", "--no-warmup")
+        *engine_args(media_engine, "--allow-private-media-hosts", "--no-warmup")
     )
 
 

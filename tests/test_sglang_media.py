@@ -20,9 +20,7 @@ it there).
 from __future__ import annotations
 
 import asyncio
-import atexit
 import base64
-import contextlib
 import copy
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -42,7 +40,14 @@ from omni_sglang.media import synth
 from omni_sglang.plugins import registry
 from omni_sglang.state import ServerPlugins, ServerState
 from omni_sglang.tiny.model import ensure_tiny_model
-from tests.conftest import CACHE, TINY, adapter_state, chat_request
+from tests.conftest import (
+    CACHE,
+    TINY,
+    adapter_state,
+    chat_request,
+    new_children,
+    sglang_kills_only,
+)
 
 pytestmark = pytest.mark.sglang
 
@@ -65,14 +70,6 @@ def server_fields(**config: Any) -> dict[str, Any]:
     return {**fields, **config}
 
 
-def new_children(before: set[int]) -> list[psutil.Process]:
-    """This process's children not in ``before``, but multiprocessing's resource tracker:
-    starting SGLang starts it, and it serves the whole process (killed, loky's clean-up
-    at exit fails)."""
-    started = [p for p in psutil.Process().children() if p.pid not in before]
-    return [p for p in started if "resource_tracker" not in " ".join(p.cmdline())]
-
-
 @pytest.fixture(scope="module")
 async def engine() -> AsyncIterator[SGLangEngine]:
     """SGLang's runtime in this process on ``tiny-omni``, at the default EVS rate (0.5)."""
@@ -82,23 +79,8 @@ async def engine() -> AsyncIterator[SGLangEngine]:
     sglang_children = new_children(before)
     assert sorted(p.name() for p in sglang_children) == ["sglang::detokenizer", "sglang::scheduler"]
     yield backend
-    # As in test_sglang_backend: SGLang's shutdown kills every child of this process,
-    # and the other test servers are children too; only SGLang's own are handed to it.
-    import sglang.srt.entrypoints.engine as sglang_engine
-
-    def kill_sglangs_own(pid: int, include_parent: bool = True, **kwargs: Any) -> None:
-        for child in sglang_children:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                child.kill()
-
-    runtime = backend._engine
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sglang_engine, "kill_process_tree", kill_sglangs_own)
+    with sglang_kills_only(backend, sglang_children):
         await backend.shutdown()
-    # SGLang also registered its shutdown at exit, which would then kill every child.
-    atexit.unregister(runtime.shutdown)
-    _, alive = psutil.wait_procs(sglang_children, timeout=30)
-    assert not alive
     assert not new_children(before)  # nor anything its processors started since
 
 
