@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import faulthandler
+import gc
 import os
 import socket
 import subprocess
@@ -22,6 +24,30 @@ ROOT = Path(__file__).resolve().parent.parent
 #: One model cache for the whole run (the build itself is tested in test_tiny_model).
 CACHE = Path(os.environ.get("OMNI_SGLANG_TEST_CACHE", ROOT / ".cache" / "test-models"))
 TINY = "tiny-nemotron-h"
+
+
+#: Seconds this process may take to exit once the session is over.
+EXIT_WATCHDOG_SECONDS = 300
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No zmq socket may outlive the in-process SGLang engines: one left open with a
+    message queued blocks its context's termination at garbage collection, and this
+    process never exits (a CI run sat there until its limit). Open ones fail the run,
+    closed so that it still ends; and should exit hang anyway, the stacks are printed
+    and the process exits."""
+    faulthandler.dump_traceback_later(EXIT_WATCHDOG_SECONDS, exit=True)
+    zmq = sys.modules.get("zmq")
+    if zmq is None:
+        return
+    left_open = [o for o in gc.get_objects() if isinstance(o, zmq.Socket) and not o.closed]
+    for sock in left_open:
+        sock.close(linger=0)
+    if left_open:
+        kinds = ", ".join(sorted(str(zmq.SocketType(s.type).name) for s in left_open))
+        print(f"\nerror: {len(left_open)} zmq socket(s) left open by the tests: {kinds}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def free_port() -> int:

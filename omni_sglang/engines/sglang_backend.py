@@ -138,6 +138,10 @@ class SGLangEngine(Engine):
                 "node 0; start it with `sglang serve` and the sglang_argv that --dry-run "
                 "prints (see docs/SCALING.md)"
             )
+        # SGLang applies a request's seed only in its deterministic mode (batch-invariant
+        # kernels; GPU attention backends only); otherwise every request draws from the
+        # scheduler's own generator.
+        self.honours_seed = bool(self._server_args.enable_deterministic_inference)
         self._engine: Any = None
         self._incremental = False
         self._pumps: dict[str, asyncio.Task[None]] = {}
@@ -282,6 +286,25 @@ class SGLangEngine(Engine):
             task.cancel()
         # Engine.shutdown stops the scheduler and waits for it to free the GPU.
         await asyncio.to_thread(engine.shutdown)
+        close_ipc(engine.tokenizer_manager)
+
+
+def close_ipc(manager: Any) -> None:
+    """Close the zmq channels SGLang's tokenizer manager leaves open at shutdown.
+
+    They keep zmq's default linger (forever): a message queued for the scheduler that is
+    gone (an abort sent as a stream closed) then blocks the context's termination, which
+    runs when it is garbage-collected or at exit: the process never exits (measured: a
+    test session hung after its last test until CI's limit)."""
+    import zmq
+
+    contexts = set()
+    for value in vars(manager).values():
+        if isinstance(value, zmq.Socket):
+            contexts.add(value.context)
+            value.close(linger=0)
+    for context in contexts:
+        context.destroy(linger=0)  # its other sockets too
 
 
 class SGLangEnginePlugin(EnginePlugin):
