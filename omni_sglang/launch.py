@@ -8,6 +8,7 @@ model path, a port in use, the GPU engine without a GPU, bad flags for SGLang.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import logging
 import socket
@@ -25,6 +26,8 @@ logger = logging.getLogger("omni_sglang")
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="omni-sglang",
+        # A prefix of a flag would be read as that flag: a typo becomes another option.
+        allow_abbrev=False,
         description="Serve Nemotron 3 Nano Omni with the NIM API. Arguments after '--' "
         "go to SGLang's server args unchanged.",
     )
@@ -113,7 +116,27 @@ def parse_cli(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     if "--" in argv:
         cut = argv.index("--")
         argv, passthrough = argv[:cut], argv[cut + 1 :]
-    return build_parser().parse_args(argv), passthrough
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        parser.error(_unrecognized(parser, unknown))
+    return args, passthrough
+
+
+def _unrecognized(parser: argparse.ArgumentParser, unknown: list[str]) -> str:
+    """argparse's message, naming the closest real flags for each unknown one: those it
+    abbreviates, else the nearest spelling."""
+    known = [flag for action in parser._actions for flag in action.option_strings]
+    parts = []
+    for arg in unknown:
+        flag = arg.split("=", 1)[0]
+        if not flag.startswith("--"):
+            parts.append(arg)
+            continue
+        close = [k for k in known if k.startswith(flag)][:3]
+        close = close or difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
+        parts.append(f"{arg} (did you mean {' or '.join(close)}?)" if close else arg)
+    return "unrecognized arguments: " + " ".join(parts)
 
 
 def config_from_cli(args: argparse.Namespace, passthrough: list[str]) -> ServerConfig:

@@ -33,8 +33,14 @@ async def test_model_card_sampling_defaults_per_mode(state: ServerState) -> None
         await prepare_chat(chat(chat_template_kwargs={"enable_thinking": False}), state)
     ).request.sampling_params
     assert (off["temperature"], off["top_k"]) == (0.2, 1)
-    explicit = (await prepare_chat(chat(temperature=1.0), state)).request.sampling_params
-    assert explicit["temperature"] == 1.0 and explicit["top_p"] == 0.95
+    # A request that chose a distribution field gets the engine's neutral values for the
+    # others, not the model card's.
+    explicit = await prepare_chat(chat(temperature=1.0), state)
+    assert explicit.request.sampling_params["temperature"] == 1.0
+    assert not {"top_p", "top_k"} & set(explicit.request.sampling_params)
+    assert explicit.sampling_defaults == {}
+    penalties = await prepare_chat(chat(presence_penalty=0.5), state)  # not a distribution field
+    assert penalties.sampling_defaults == {"temperature": 0.6, "top_p": 0.95}
 
 
 async def test_history_reasoning_reaches_the_template(state: ServerState) -> None:

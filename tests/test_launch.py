@@ -12,6 +12,7 @@ import pytest
 
 from omni_sglang.config import load_config
 from omni_sglang.errors import ConfigError
+from omni_sglang.launch import parse_cli
 from tests.conftest import CACHE
 
 
@@ -43,6 +44,25 @@ def test_startup_errors(args: list[str], message: str) -> None:
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "suggestion"),
+    [
+        (["--model-p", "x"], "--model-p (did you mean --model-path?)"),  # no abbreviations
+        (["--modle", "tiny"], "--modle (did you mean --model?)"),  # a typo
+        (["--served-name=x"], "--served-name=x (did you mean --served-model-name?)"),
+        (["--warp-drive"], "unrecognized arguments: --warp-drive\n"),  # nothing close
+    ],
+)
+def test_unknown_or_abbreviated_flag_names_the_closest(
+    args: list[str], suggestion: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse_cli(args)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: unrecognized arguments: " in err and suggestion in err
 
 
 def test_sglang_engine_without_gpu_or_platform_plugin_says_what_to_install() -> None:

@@ -16,7 +16,13 @@ from omni_sglang.adapter.chat_template import render_chat_prompt
 from omni_sglang.adapter.constraints import apply_constraints
 from omni_sglang.adapter.engine_media import attach_media
 from omni_sglang.adapter.media import load_media, media_parts
-from omni_sglang.adapter.sampling import custom_processor, resolve_max_new_tokens, sampling_params
+from omni_sglang.adapter.sampling import (
+    applicable_defaults,
+    custom_processor,
+    resolve_max_new_tokens,
+    sampling_params,
+    seed_warnings,
+)
 from omni_sglang.engines.base import EngineRequest
 from omni_sglang.errors import InvalidRequestError, UnsupportedFieldError
 from omni_sglang.metrics import MEDIA_PREP
@@ -32,6 +38,8 @@ class PreparedChat:
     #: Things the client should know that did not stop the request (a video without
     #: sound asked for its audio, ...): sent as ``Warning`` headers and logged.
     warnings: list[str] = field(default_factory=list)
+    #: The model's recommended sampling values this request runs with.
+    sampling_defaults: dict[str, Any] = field(default_factory=dict)
 
 
 def _refuse_unimplemented(req: ChatCompletionRequest, state: ServerState) -> None:
@@ -170,9 +178,9 @@ async def prepare_chat(req: ChatCompletionRequest, state: ServerState) -> Prepar
     info = state.model_info
     requested = req.max_completion_tokens or req.max_tokens
     max_new = resolve_max_new_tokens(requested, prompt_len, info.max_model_len)
-    defaults = {}
+    defaults: dict[str, Any] = {}
     if state.config.model_sampling_defaults and state.plugins.reasoning is not None:
-        defaults = state.plugins.reasoning.sampling_defaults(prompt)
+        defaults = applicable_defaults(req, state.plugins.reasoning.sampling_defaults(prompt))
     params: dict[str, Any] = sampling_params(
         req,
         max_new_tokens=max_new,
@@ -185,9 +193,10 @@ async def prepare_chat(req: ChatCompletionRequest, state: ServerState) -> Prepar
         # length: unset is SGLang's own "whatever room the context has".
         params["max_new_tokens"] = None
     engine_request.sampling_params = params
+    warnings = [*warnings, *seed_warnings(req, state.engine.honours_seed)]
     engine_request.custom_logit_processor = custom_processor(
         req, state.config.enable_custom_logit_processor
     )
     apply_constraints(req, state, prompt, engine_request)
     _attach_thinking_budget(req, state, prompt, max_new, engine_request)
-    return PreparedChat(engine_request, prompt, prompt_len, warnings)
+    return PreparedChat(engine_request, prompt, prompt_len, warnings, defaults)

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from omni_sglang.adapter.sampling import custom_processor, resolve_max_new_tokens, sampling_params
+from omni_sglang.adapter.sampling import (
+    custom_processor,
+    resolve_max_new_tokens,
+    sampling_params,
+    seed_warnings,
+)
 from omni_sglang.engines.base import EngineRequest
 from omni_sglang.errors import InvalidRequestError, UnsupportedFieldError
 from omni_sglang.protocol.openai import CompletionRequest
@@ -19,6 +24,8 @@ class PreparedCompletion:
     requests: list[EngineRequest]
     prompt_texts: list[str]
     n: int
+    #: Sent as ``Warning`` headers, as for chat.
+    warnings: list[str] = field(default_factory=list)
 
 
 def _prompts(req: CompletionRequest, state: ServerState) -> list[list[int]]:
@@ -81,4 +88,4 @@ def prepare_completion(req: CompletionRequest, state: ServerState) -> PreparedCo
             )
         )
         texts.append(tokenizer.decode(ids) if req.echo else "")
-    return PreparedCompletion(requests, texts, req.n)
+    return PreparedCompletion(requests, texts, req.n, seed_warnings(req, state.engine.honours_seed))

@@ -30,6 +30,42 @@ def resolve_max_new_tokens(requested: int | None, prompt_tokens: int, context: i
     return requested
 
 
+#: The fields that shape the sampling distribution. A model's recommended sampling is one
+#: setting of all of them; a request that sets any has chosen its own distribution, and
+#: mixing in the model's others would change what it asked for (a temperature under the
+#: model card's greedy ``top_k: 1`` samples nothing).
+DISTRIBUTION_FIELDS = ("temperature", "top_p", "top_k", "min_p")
+
+
+def applicable_defaults(req: SamplingFields, defaults: dict[str, Any]) -> dict[str, Any]:
+    """The model's recommended ``defaults`` that apply to ``req``: its distribution
+    fields only if the request sets none of them (otherwise the engine's neutral values
+    stand), any other field where the request leaves it unset."""
+    chose_distribution = any(getattr(req, name) is not None for name in DISTRIBUTION_FIELDS)
+    return {
+        key: value
+        for key, value in defaults.items()
+        if not (chose_distribution and key in DISTRIBUTION_FIELDS)
+    }
+
+
+def defaults_header(applied: dict[str, Any]) -> dict[str, str]:
+    """``X-Sampling-Defaults``: which of the model's recommended values this request ran
+    with (``none``: only its own fields and the engine's neutral values)."""
+    text = ", ".join(f"{key}={value}" for key, value in sorted(applied.items()))
+    return {"X-Sampling-Defaults": text or "none"}
+
+
+def seed_warnings(req: SamplingFields, honours_seed: bool) -> list[str]:
+    """OpenAI's ``seed`` is best effort: where the engine cannot apply it, say so."""
+    if req.seed is None or honours_seed:
+        return []
+    return [
+        "'seed' is not applied: SGLang samples reproducibly only with "
+        "--enable-deterministic-inference (GPU attention backends)"
+    ]
+
+
 def custom_processor(req: SamplingFields, enabled: bool) -> str | None:
     """The client's own logits processor, only where the operator allowed it."""
     if req.custom_logit_processor is None:
@@ -53,7 +89,8 @@ def sampling_params(
     max_stops: int,
     defaults: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The request's sampling as SGLang keys; unset fields take ``defaults`` then SGLang's."""
+    """The request's sampling as SGLang keys; unset fields take ``defaults`` (already
+    narrowed by :func:`applicable_defaults`), then SGLang's."""
     if req.n > max_n:
         raise InvalidRequestError(f"'n' is {req.n}; this server allows at most {max_n}", "n")
     stops = req.stop_list()

@@ -97,6 +97,8 @@ def create_app(
             allow_origins=state.config.cors_allow_origins,
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type"],
+            # What our responses say in headers, readable from a page too.
+            expose_headers=["Warning", "X-Sampling-Defaults", "Retry-After"],
         )
     install_error_handlers(app)
     metrics.bind_gauges(lambda: state.admission.active, lambda: state.engine.num_running_requests)

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from omni_sglang.adapter.chat import prepare_chat
 from omni_sglang.adapter.completions import prepare_completion
 from omni_sglang.adapter.constraints import tool_dicts
+from omni_sglang.adapter.sampling import defaults_header
 from omni_sglang.admission import Ticket
 from omni_sglang.api.io import json_response, primed, read_json, sse_response, unless_disconnected
 from omni_sglang.api.openapi import body_schema
@@ -104,7 +105,7 @@ async def _chat_completions(request: Request, state: ServerState, ticket: Ticket
     outputs = ticket.guard(
         timed(await primed(state.engine.generate(prepared.request)), ticket.started)
     )
-    headers = warning_headers(prepared.warnings)
+    headers = {**warning_headers(prepared.warnings), **defaults_header(prepared.sampling_defaults)}
     if req.stream:
         options = req.stream_options
         response: Response = sse_response(
@@ -146,7 +147,10 @@ async def _completions(request: Request, state: ServerState, ticket: Ticket) -> 
     )
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        return sse_response(completion_chunks(asm, outputs, include_usage))
-    body = await unless_disconnected(request, completion_response(asm, outputs))
-    ticket.release()
-    return json_response(body)
+        response: Response = sse_response(completion_chunks(asm, outputs, include_usage))
+    else:
+        body = await unless_disconnected(request, completion_response(asm, outputs))
+        ticket.release()
+        response = json_response(body)
+    response.headers.update(warning_headers(prepared.warnings))
+    return response

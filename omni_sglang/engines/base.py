@@ -106,6 +106,8 @@ class Engine(ABC):
     #: video_data / audio_data (``ModalityProcessor.unexpanded``). False: it takes our
     #: modality processor's expanded ``input_ids`` + ``mm_items``.
     expands_media: bool = False
+    #: True when a request's ``sampling_seed`` makes its sampling reproducible.
+    honours_seed: bool = True
 
     @abstractmethod
     async def start(self) -> None:
