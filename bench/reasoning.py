@@ -1,7 +1,8 @@
 """Reasoning costs, ours against SGLang's own, in one run:
 
 - the thinking-budget logits processor, per request per decode step, at prompt lengths
-  1k and 50k tokens and batch sizes 1 and 64, against SGLang's
+  1k and 50k tokens and batch sizes 1 and 64, in both of its modes (``maximum``, the
+  default, and ``overshoot``, NVIDIA's rule), against SGLang's
   ``ThinkingBudgetLogitProcessor`` (steady state: reasoning below the budget);
 - the streaming reasoning parser, per chunk, against SGLang's ``Nemotron3Detector``.
 """
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 from transformers import AutoTokenizer
 
+from bench import reasoning_plot
 from omni_sglang.tiny.model import ensure_tiny_model
 from omni_sglang_nemotron.plugin import NemotronThinkingBudgetPlugin
 from omni_sglang_nemotron.reasoning import NemotronV3ReasoningParser
@@ -60,13 +62,13 @@ def bench_budget(tok: Any, steps: int) -> list[dict[str, Any]]:
 
     plugin = NemotronThinkingBudgetPlugin()
     ours_cls = plugin.processor_class()
-    base = plugin.custom_params(
-        {"thinking_token_budget": 10**6, "grace_tokens": 1024, "prompt": PROMPT_TAIL}, tok
-    )
-    assert base is not None
 
-    def ours_params(req: Req) -> dict[str, Any]:
-        return {**base, "__req__": req}
+    def ours_params(mode: str) -> Any:
+        base = plugin.custom_params(
+            {"thinking_token_budget": 10**6, "budget_mode": mode, "prompt": PROMPT_TAIL}, tok
+        )
+        assert base is not None
+        return lambda req: {**base, "__req__": req}
 
     def sglang_params(req: Req) -> dict[str, Any]:
         return {"thinking_budget": 10**6, "__req__": req}
@@ -74,15 +76,17 @@ def bench_budget(tok: Any, steps: int) -> list[dict[str, Any]]:
     rows = []
     for prompt_len in (1024, 50 * 1024):
         for batch in (1, 64):
-            ours = time_processor(ours_cls(), ours_params, prompt_len, batch, steps, think)
+            row: dict[str, Any] = {"prompt_tokens": prompt_len, "batch": batch}
+            for mode in ("maximum", "overshoot"):
+                cost = time_processor(
+                    ours_cls(), ours_params(mode), prompt_len, batch, steps, think
+                )
+                row[f"ours_{mode}_us_per_request_step"] = round(cost, 3)
             theirs = time_processor(SGLangBudget(), sglang_params, prompt_len, batch, steps, think)
-            row = {
-                "prompt_tokens": prompt_len,
-                "batch": batch,
-                "ours_us_per_request_step": round(ours, 3),
-                "sglang_us_per_request_step": round(theirs, 3),
-                "ratio_sglang_over_ours": round(theirs / ours, 1),
-            }
+            row["sglang_us_per_request_step"] = round(theirs, 3)
+            row["ratio_sglang_over_ours"] = round(
+                theirs / row["ours_maximum_us_per_request_step"], 1
+            )
             print(json.dumps(row), flush=True)
             rows.append(row)
     return rows
@@ -126,6 +130,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="bench/results/reasoning.json")
     parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--plot", default=None, help="PNG path (default: --out as .png)")
     args = parser.parse_args()
     tok = AutoTokenizer.from_pretrained(
         str(ensure_tiny_model(Path.home() / ".cache" / "omni_sglang"))
@@ -136,7 +141,9 @@ def main() -> None:
         "parser": [bench_parser(n) for n in (2000, 8000, 32000)],
     }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    plot = Path(args.plot or Path(args.out).with_suffix(".png"))
+    reasoning_plot.plot(result, plot)
+    print(f"wrote {args.out} and {plot}")
 
 
 if __name__ == "__main__":

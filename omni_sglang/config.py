@@ -31,6 +31,11 @@ ReasoningField = Literal["reasoning", "reasoning_content"]
 REASONING_FIELDS: tuple[ReasoningField, ...] = ("reasoning", "reasoning_content")
 
 #: Environment names NIM users already know, mapped to our fields.
+#: reasoning_effort -> thinking budget (-1: no cap); "none" turns thinking off. OpenAI
+#: leaves the numbers to the server; these follow the model card's budget of 16k at the
+#: top end and give the smaller efforts a budget a short answer fits in.
+EFFORT_BUDGETS: dict[str, int] = {"minimal": 256, "low": 1024, "medium": 4096, "high": -1}
+
 NIM_ENV_ALIASES: dict[str, str] = {
     "NIM_SERVED_MODEL_NAME": "served_model_name",
     "NIM_MODEL_NAME": "model_path",
@@ -80,8 +85,23 @@ class ServerConfig(BaseModel):
     thinking_budget_processor: str | None = "nemotron_thinking_budget"
 
     # -- reasoning --
-    thinking_grace_tokens: int = Field(
-        1024, ge=0, description="Tokens past the budget to finish a line (0: hard stop)"
+    thinking_grace_tokens: int | None = Field(
+        None,
+        ge=0,
+        description="Window before the budget's end in which a line end closes the "
+        "reasoning (unset: a sixteenth of the budget; 0: none)",
+    )
+    thinking_budget_mode: Literal["maximum", "overshoot"] = Field(
+        "maximum",
+        description="maximum: never more reasoning tokens than the budget; overshoot: "
+        "NVIDIA's rule (finish the line within the grace window past the budget, then close)",
+    )
+    default_thinking_budget: int | None = Field(
+        None, ge=-1, description="Budget for requests that set none (unset or -1: no cap)"
+    )
+    reasoning_effort_budgets: dict[str, int] = Field(
+        default_factory=lambda: dict(EFFORT_BUDGETS),
+        description="Thinking budget per reasoning_effort ('none' turns thinking off; -1: no cap)",
     )
     reasoning_answer_reserve: int = Field(
         0, ge=0, description="Reserve this many of max_tokens for the answer (0: off, as NIM)"
@@ -179,6 +199,25 @@ class ServerConfig(BaseModel):
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("reasoning_effort_budgets", mode="before")
+    @classmethod
+    def _effort_budgets(cls, value: Any) -> Any:
+        value = json.loads(value) if isinstance(value, str) else value
+        if isinstance(value, Mapping):
+            for effort, budget in value.items():
+                if effort not in EFFORT_BUDGETS:
+                    raise ValueError(f"unknown effort {effort!r}; one of {list(EFFORT_BUDGETS)}")
+                if isinstance(budget, bool) or not isinstance(budget, int) or budget < -1:
+                    raise ValueError(f"the budget of {effort!r} must be an integer >= -1")
+            return {**EFFORT_BUDGETS, **value}  # a profile may set some efforts only
+        return value
+
+    @model_validator(mode="after")
+    def _budget_needs_its_processor(self) -> ServerConfig:
+        if self.default_thinking_budget not in (None, -1) and not self.thinking_budget_processor:
+            raise ValueError("default_thinking_budget needs a thinking_budget_processor")
+        return self
 
     @model_validator(mode="after")
     def _one_model_source(self) -> ServerConfig:

@@ -52,7 +52,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--thinking-budget-processor", help="thinking-budget logits-processor plugin name"
     )
     p.add_argument(
-        "--thinking-grace-tokens", type=int, help="tokens past the budget to finish a line"
+        "--thinking-grace-tokens",
+        type=int,
+        help="window before the budget's end in which a line end closes the reasoning "
+        "(default: a sixteenth of the budget)",
+    )
+    p.add_argument(
+        "--thinking-budget-mode",
+        choices=["maximum", "overshoot"],
+        help="maximum (default): never more reasoning tokens than the budget; overshoot: "
+        "NVIDIA's rule, finish the line past the budget",
+    )
+    p.add_argument(
+        "--default-thinking-budget",
+        type=int,
+        help="thinking budget of requests that set none (default: no cap)",
     )
     p.add_argument(
         "--reasoning-answer-reserve",
@@ -159,6 +173,8 @@ def config_from_cli(args: argparse.Namespace, passthrough: list[str]) -> ServerC
             "enable_custom_logit_processor",
             "warmup",
             "thinking_grace_tokens",
+            "thinking_budget_mode",
+            "default_thinking_budget",
             "reasoning_answer_reserve",
             "allowed_media_domains",
             "allow_private_media_hosts",

@@ -84,6 +84,11 @@ class ReasoningParserPlugin(Plugin):
         used for the fields a request leaves unset."""
         return {}
 
+    def thinking_switch(self, enabled: bool) -> dict[str, Any]:
+        """The chat-template kwargs that turn thinking on or off (``reasoning_effort``
+        maps onto them). The default is the common ``enable_thinking`` switch."""
+        return {"enable_thinking": enabled}
+
     def reasoning_end_ids(self, prompt: str, tokenizer: Any) -> list[int] | None:
         """Token ids that close the reasoning this prompt opened (None: none opened).
         A grammar (tool choice, response format) starts only after them."""
@@ -165,7 +170,9 @@ class LogitProcessorPlugin(Plugin):
         """Parameters for this request, or None when the processor must not run.
 
         ``request`` holds ``prompt`` (rendered), ``thinking_token_budget`` (None: no
-        cap), ``grace_tokens``, ``answer_reserve`` and ``max_new_tokens``."""
+        cap), ``grace_tokens`` (None: the plugin's default), ``budget_mode``
+        (``maximum``: the budget is never exceeded; ``overshoot``: NVIDIA's rule),
+        ``answer_reserve`` and ``max_new_tokens``."""
 
 
 # --- modality processors ---------------------------------------------------------------------

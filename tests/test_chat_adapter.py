@@ -82,3 +82,63 @@ async def test_budget_conflicts(state: ServerState) -> None:
         (await prepare_chat(chat(thinking_token_budget=3, nvext={"max_thinking_tokens": 4}), state))
     with pytest.raises(InvalidRequestError, match="cannot be combined"):
         (await prepare_chat(chat(thinking_token_budget=3, custom_logit_processor="x"), state))
+
+
+def budget_of(prepared: Any) -> int | None:
+    params = prepared.request.sampling_params.get("custom_params") or {}
+    return params.get(BUDGET_KEY)
+
+
+@pytest.mark.parametrize(("effort", "budget"), [("minimal", 256), ("low", 1024), ("medium", 4096)])
+async def test_reasoning_effort_sets_the_budget(
+    state: ServerState, effort: str, budget: int
+) -> None:
+    prepared = await prepare_chat(chat(reasoning_effort=effort), state)
+    assert budget_of(prepared) == budget
+    assert prepared.prompt.endswith("<think>\n")  # thinking on
+    same = await prepare_chat(chat(reasoning_effort=effort, thinking_token_budget=budget), state)
+    assert budget_of(same) == budget  # agreeing fields are fine
+
+
+async def test_reasoning_effort_high_is_no_cap_and_none_is_thinking_off(state: ServerState) -> None:
+    high = await prepare_chat(chat(reasoning_effort="high"), state)
+    assert budget_of(high) is None and high.prompt.endswith("<think>\n")
+    off = await prepare_chat(chat(reasoning_effort="none"), state)
+    assert budget_of(off) is None and not off.prompt.endswith("<think>\n")
+    plain_off = await prepare_chat(chat(chat_template_kwargs={"enable_thinking": False}), state)
+    assert off.prompt == plain_off.prompt
+
+
+@pytest.mark.parametrize(
+    ("fields", "names"),
+    [
+        ({"reasoning_effort": "low", "thinking_token_budget": 100}, ["reasoning_effort", "100"]),
+        ({"reasoning_effort": "none", "thinking_token_budget": 5}, ["'none'", "budget of 5"]),
+        (
+            {"reasoning_effort": "low", "chat_template_kwargs": {"enable_thinking": False}},
+            ["reasoning_effort 'low'", "chat_template_kwargs.enable_thinking=False"],
+        ),
+    ],
+)
+async def test_conflicting_effort_and_budget_is_a_400(
+    state: ServerState, fields: dict[str, Any], names: list[str]
+) -> None:
+    with pytest.raises(InvalidRequestError) as err:
+        await prepare_chat(chat(**fields), state)
+    assert all(name in err.value.message for name in names), err.value.message
+
+
+def test_unknown_reasoning_effort_is_refused() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="'none', 'minimal', 'low', 'medium' or 'high'"):
+        chat(reasoning_effort="extreme")
+
+
+async def test_server_default_budget_applies_when_a_request_sets_none(
+    tiny_model_path: Path,
+) -> None:
+    async with adapter_state(tiny_model_path, default_thinking_budget=64) as st:
+        assert budget_of(await prepare_chat(chat(), st)) == 64
+        assert budget_of(await prepare_chat(chat(thinking_token_budget=8), st)) == 8
+        assert budget_of(await prepare_chat(chat(thinking_token_budget=-1), st)) is None

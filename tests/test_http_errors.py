@@ -106,7 +106,13 @@ CHAT_CASES: list[tuple[str, Any, int, str]] = [
         400,
         "json_schema",
     ),
-    ("reasoning_effort", chat(reasoning_effort="high"), 400, "reasoning_effort"),
+    ("reasoning_effort unknown", chat(reasoning_effort="extreme"), 400, "reasoning_effort"),
+    (
+        "reasoning_effort vs budget",
+        chat(reasoning_effort="low", thinking_token_budget=5),
+        400,
+        "reasoning_effort",
+    ),
     ("reserved template kwarg", chat(chat_template_kwargs={"tokenize": True}), 400, "tokenize"),
     (
         "enable_thinking not bool",

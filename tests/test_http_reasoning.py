@@ -62,7 +62,8 @@ def test_split_whole_and_streamed_agree(
     assert msg.reasoning == "Two plus two is four.\n"  # type: ignore[attr-defined]
     assert msg.reasoning_content == msg.reasoning  # type: ignore[attr-defined]
     assert msg.content == "\nThe answer is 4."
-    thought = len(tok("Two plus two is four.\n</think>", add_special_tokens=False).input_ids)
+    # The reasoning's own tokens; the closing tag is markup.
+    thought = len(tok("Two plus two is four.\n", add_special_tokens=False).input_ids)
     assert resp.usage is not None and resp.usage.completion_tokens_details is not None
     assert resp.usage.completion_tokens_details.reasoning_tokens == thought
 
@@ -142,34 +143,32 @@ def budget_request(
 
 @pytest.mark.parametrize("budget", [0, 1, 7, 100])
 def test_hard_budget_holds(hard: OpenAI, tok: Any, budget: int) -> None:
-    end_tokens = len(tok(END, add_special_tokens=False).input_ids) if budget else 1
-    resp = budget_request(hard, tok, budget, max_tokens=budget + end_tokens + 12)
+    resp = budget_request(hard, tok, budget, max_tokens=budget + 12)
     msg, usage = resp.choices[0].message, resp.usage
     assert usage is not None and usage.completion_tokens_details is not None
-    # Exactly the budget, then exactly the forced end sequence, then the answer.
-    assert usage.completion_tokens_details.reasoning_tokens == budget + end_tokens
-    if budget:
+    # Exactly the budget, the forced end's text (".\n\n") inside it; then the answer.
+    assert usage.completion_tokens_details.reasoning_tokens == budget
+    if budget >= len(tok(END, add_special_tokens=False).input_ids) - 1:
         assert msg.reasoning.endswith(".\n\n")  # type: ignore[attr-defined]
-    else:
+    elif budget == 0:
         assert msg.reasoning is None  # type: ignore[attr-defined]
     assert msg.content  # the answer follows
     assert not hasattr(msg, "reasoning_content") or msg.reasoning_content is None  # type: ignore[attr-defined]
 
 
 def test_budget_with_grace_finishes_the_line(client: OpenAI, tok: Any) -> None:
-    budget, grace = 7, 1024
-    end_tokens = len(tok(END, add_special_tokens=False).input_ids)
+    """Budget 100, default grace (100 // 16 = 6): the end must start by 97, and a line
+    end from 91 on starts it. The model is pushed to write line ends all the time."""
+    budget, newline = 100, tok("\n", add_special_tokens=False).input_ids[0]
+    bias = {str(tok.convert_tokens_to_ids(t)): v for t, v in NO_SELF_CLOSE.items()}
     resp = budget_request(
-        client, tok, budget, max_tokens=budget + grace + end_tokens + 10, temperature=1.0
+        client, tok, budget, max_tokens=budget + 10, logit_bias={**bias, str(newline): 8}
     )
     details = resp.usage.completion_tokens_details  # type: ignore[union-attr]
-    # Sampled text reaches a newline well within the grace window; the close follows it.
-    assert budget + end_tokens <= details.reasoning_tokens < budget + grace + end_tokens
+    # Line ends before 91 were ignored; the first one in the window closed it early.
+    assert 91 + 3 <= details.reasoning_tokens < budget
     reasoning = resp.choices[0].message.reasoning  # type: ignore[attr-defined]
-    assert reasoning.endswith(".\n\n")
-    body = reasoning[: -len(".\n\n")]
-    tail_tokens = tok(body, add_special_tokens=False).input_ids
-    assert "\n" in tok.decode(tail_tokens[-3:]) or body.endswith(".")
+    assert reasoning.endswith("\n.\n\n")
     assert resp.choices[0].message.content
 
 
@@ -192,8 +191,8 @@ def test_answer_reserve_keeps_room_for_content(hard: OpenAI, tok: Any) -> None:
     """No budget sent, small max_tokens: the server's reserve (8) still leaves an answer."""
     resp = budget_request(hard, tok, None, max_tokens=30)  # type: ignore[arg-type]
     details = resp.usage.completion_tokens_details  # type: ignore[union-attr]
-    assert details.reasoning_tokens == 30 - 8  # budget 18 + the 4 closing tokens
-    assert resp.usage.completion_tokens - details.reasoning_tokens == 8  # type: ignore[union-attr]
+    assert details.reasoning_tokens == 30 - 8 - 1  # all but the reserve and </think>
+    assert resp.usage.completion_tokens - details.reasoning_tokens == 9  # type: ignore[union-attr]
     assert resp.choices[0].message.content
 
 

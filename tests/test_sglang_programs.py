@@ -38,10 +38,6 @@ def test_stream(programs: ModuleType) -> None:
     programs.test_stream()
 
 
-def test_stream_logprobs(programs: ModuleType) -> None:
-    programs.test_stream_logprobs()
-
-
 def test_dtype_gen(programs: ModuleType) -> None:
     programs.test_dtype_gen()
 

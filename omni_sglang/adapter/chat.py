@@ -23,6 +23,7 @@ from omni_sglang.adapter.sampling import (
     sampling_params,
     seed_warnings,
 )
+from omni_sglang.adapter.thinking import attach_thinking_budget, resolve_thinking
 from omni_sglang.engines.base import EngineRequest
 from omni_sglang.errors import InvalidRequestError, UnsupportedFieldError
 from omni_sglang.metrics import MEDIA_PREP
@@ -45,12 +46,6 @@ class PreparedChat:
 def _refuse_unimplemented(req: ChatCompletionRequest, state: ServerState) -> None:
     if req.logprobs:
         raise UnsupportedFieldError("'logprobs' is not supported by this server", "logprobs")
-    if req.reasoning_effort is not None:
-        raise UnsupportedFieldError(
-            "'reasoning_effort' is not supported by this model; use "
-            "chat_template_kwargs.enable_thinking or thinking_token_budget",
-            "reasoning_effort",
-        )
     if req.tool_choice not in (None, "none") and not req.tools:
         raise InvalidRequestError("'tool_choice' needs 'tools'", "tool_choice")
     if req.tools and req.tool_choice != "none" and state.plugins.tools is None:
@@ -65,78 +60,6 @@ def _refuse_unimplemented(req: ChatCompletionRequest, state: ServerState) -> Non
             "so it accepts text parts only",
             "messages",
         )
-    budget = thinking_budget(req)
-    if budget is not None and budget != -1 and state.plugins.thinking_budget is None:
-        raise UnsupportedFieldError(
-            "this server has no thinking-budget processor configured "
-            "(--thinking-budget-processor); send no budget or -1",
-            "thinking_token_budget",
-        )
-
-
-def thinking_budget(req: ChatCompletionRequest) -> int | None:
-    """The budget from any of its three spellings; they must agree when several are set."""
-    kwargs = req.chat_template_kwargs or {}
-    candidates = {
-        "thinking_token_budget": req.thinking_token_budget,
-        "reasoning_budget": req.reasoning_budget,
-        "chat_template_kwargs.reasoning_budget": kwargs.get("reasoning_budget"),
-        "nvext.max_thinking_tokens": req.nvext.max_thinking_tokens if req.nvext else None,
-    }
-    given = {k: v for k, v in candidates.items() if v is not None}
-    for name, value in given.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < -1:
-            raise InvalidRequestError(
-                f"{name} must be an integer >= 0, or -1 for no limit; got {value!r}", name
-            )
-    if len(set(given.values())) > 1:
-        raise InvalidRequestError(
-            f"conflicting thinking budgets: {given}; set one of them", next(iter(given))
-        )
-    return next(iter(given.values()), None)
-
-
-def _attach_thinking_budget(
-    req: ChatCompletionRequest,
-    state: ServerState,
-    prompt: str,
-    max_new: int,
-    request: EngineRequest,
-) -> None:
-    """Cap the reasoning with the budget plugin's logits processor when asked to.
-
-    ``reasoning_answer_reserve`` (off by default, as in NIM) asks the plugin to also cap
-    it so that ``max_tokens`` keeps that many tokens for the answer, budget or not.
-    """
-    plugin = state.plugins.thinking_budget
-    budget = thinking_budget(req)
-    budget = None if budget == -1 else budget
-    reserve = state.config.reasoning_answer_reserve
-    if plugin is None or (budget is None and not reserve):
-        return
-    params = plugin.custom_params(
-        {
-            "thinking_token_budget": budget,
-            "grace_tokens": state.config.thinking_grace_tokens,
-            "answer_reserve": reserve,
-            "max_new_tokens": max_new,
-            "prompt": prompt,
-        },
-        state.tokenizer,
-    )
-    if params is None:  # the prompt opened no reasoning: nothing to cap
-        return
-    if request.custom_logit_processor is not None:
-        raise InvalidRequestError(
-            "a thinking budget and a custom_logit_processor cannot be combined in one "
-            "request (SGLang runs one processor per request)",
-            "custom_logit_processor",
-        )
-    request.custom_logit_processor = state.budget_processor_string()
-    request.sampling_params["custom_params"] = {
-        **request.sampling_params.get("custom_params", {}),
-        **params,
-    }
 
 
 def _text_chars(req: ChatCompletionRequest) -> int:
@@ -169,6 +92,7 @@ def _engine_expands(state: ServerState, request: EngineRequest) -> bool:
 async def prepare_chat(req: ChatCompletionRequest, state: ServerState) -> PreparedChat:
     state.check_model(req.model)
     _refuse_unimplemented(req, state)
+    req, budget = resolve_thinking(req, state)
     state.check_prompt_chars(_text_chars(req))
     # Rendering and tokenizing a long prompt takes a while: off the event loop.
     prompt = await asyncio.to_thread(render_chat_prompt, state.tokenizer, req)
@@ -198,5 +122,5 @@ async def prepare_chat(req: ChatCompletionRequest, state: ServerState) -> Prepar
         req, state.config.enable_custom_logit_processor
     )
     apply_constraints(req, state, prompt, engine_request)
-    _attach_thinking_budget(req, state, prompt, max_new, engine_request)
+    attach_thinking_budget(budget, state, prompt, max_new, engine_request)
     return PreparedChat(engine_request, prompt, prompt_len, warnings, defaults)

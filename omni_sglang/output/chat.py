@@ -71,7 +71,7 @@ class ChatAssembler:
         self.cached_tokens = max(self.cached_tokens, out.cached_tokens)
         self.media_tokens = out.media_tokens or self.media_tokens
         stream = self.streams[out.index]
-        delta = stream.feed(out.text, len(out.token_ids))
+        delta = stream.feed(out.text, out.token_ids)
         if out.finish_reason is not None:
             stream.finish_reason = out.finish_reason
             tail = stream.finish()

@@ -7,6 +7,7 @@ content.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,9 +33,18 @@ class FinalChoice:
 
 
 class ChoiceStream:
-    def __init__(self, reasoning: ReasoningParser | None, tools: ToolParser | None):
+    def __init__(
+        self,
+        reasoning: ReasoningParser | None,
+        tools: ToolParser | None,
+        reasoning_end_ids: list[int] | None = None,
+    ):
+        """``reasoning_end_ids``: the tokens that close the reasoning (the plugin's
+        ``reasoning_end_ids``); they are markup, not counted as reasoning tokens."""
         self._reasoning = reasoning
         self._tools = tools
+        self._end_ids = reasoning_end_ids or []
+        self._reasoning_ids: list[int] = []
         self.finish_reason: FinishReason | None = None
         self.completion_tokens = 0
         self.reasoning_tokens = 0
@@ -58,11 +68,11 @@ class ChoiceStream:
                 [self._calls_seen] + [c.index + 1 for c in piece.calls if c.name is not None]
             )
 
-    def feed(self, text: str, new_tokens: int = 0) -> ChoiceDelta:
-        # Tokens count as reasoning when the parser is inside reasoning before this text.
-        if self.in_reasoning:
-            self.reasoning_tokens += new_tokens
-        self.completion_tokens += new_tokens
+    def feed(self, text: str, token_ids: Sequence[int] = ()) -> ChoiceDelta:
+        was_reasoning = self.in_reasoning
+        if was_reasoning:
+            self._reasoning_ids.extend(token_ids)
+        self.completion_tokens += len(token_ids)
         delta = ChoiceDelta()
         if self._reasoning is None:
             self._route_content(delta, text, final=False)
@@ -71,7 +81,19 @@ class ChoiceStream:
         if split is not None:
             delta.reasoning += split.reasoning
             self._route_content(delta, split.content, final=False)
+        if was_reasoning:
+            self.reasoning_tokens = self._count_reasoning(closed=not self.in_reasoning)
         return delta
+
+    def _count_reasoning(self, closed: bool) -> int:
+        """Tokens of the reasoning's text: those before the closing tag once it came
+        (a chunk may carry the tag and the answer's first tokens too)."""
+        ids, end = self._reasoning_ids, self._end_ids
+        if closed and end:
+            for start in range(len(ids) - len(end) + 1):
+                if ids[start : start + len(end)] == end:
+                    return start
+        return len(ids)
 
     def finish(self) -> ChoiceDelta:
         delta = ChoiceDelta()

@@ -24,11 +24,15 @@ from omni_sglang_nemotron.reasoning import (
 SAMPLING_THINKING = {"temperature": 0.6, "top_p": 0.95}
 SAMPLING_NO_THINKING = {"temperature": 0.2, "top_k": 1}
 END_OF_THINKING = ".\n\n" + THINK_END
-TOOL_CALL_START = "<tool_call>"
 
 
 #: custom_params key of the budget (reasoning tokens before the close is forced).
 BUDGET_KEY = "reasoning_token_budget"
+#: ``budget_mode`` that keeps NVIDIA's overshooting rule (the default is a maximum).
+BUDGET_MODE_OVERSHOOT = "overshoot"
+#: The model card's grace window: 1024 tokens past a budget of 16k.
+NVIDIA_GRACE_TOKENS = 1024
+GRACE_FRACTION = 16
 
 
 class NemotronV3ReasoningPlugin(ReasoningParserPlugin):
@@ -87,32 +91,69 @@ class NemotronThinkingBudgetPlugin(LogitProcessorPlugin):
             vocab = len(tokenizer)
             texts = tokenizer.batch_decode([[i] for i in range(vocab)])
             self._vocab_cache[key] = {
-                "close_ids": [single(THINK_END), single(TOOL_CALL_START)],
+                # Only </think> ends the reasoning: a <tool_call> written while reasoning
+                # is reasoning to our parser too (a drafted call), so it is budgeted.
+                "close_ids": [single(THINK_END)],
                 "end_ids": list(tokenizer(END_OF_THINKING, add_special_tokens=False).input_ids),
                 "newline_ids": [i for i, t in enumerate(texts) if "\n" in t],
             }
         return self._vocab_cache[key]
 
     def custom_params(self, request: Mapping[str, Any], tokenizer: Any) -> dict[str, Any] | None:
-        """Keys read: thinking_token_budget (None: no cap), grace_tokens, prompt, and
-        answer_reserve + max_new_tokens (cap the reasoning so the answer keeps room)."""
+        """Keys read: thinking_token_budget (None: no cap), grace_tokens (None: the
+        mode's default), budget_mode, prompt, and answer_reserve + max_new_tokens (cap
+        the reasoning so the answer keeps room)."""
         if not prompt_opens_thinking(request.get("prompt", "")):
             return None  # no reasoning to cap
         budget = request.get("thinking_token_budget")
         budget = None if budget is None or budget < 0 else int(budget)
-        grace = int(request.get("grace_tokens", 0))
         ids = self._token_ids(tokenizer)
+        overshoot = request.get("budget_mode") == BUDGET_MODE_OVERSHOOT
         reserve, max_new = request.get("answer_reserve", 0), request.get("max_new_tokens")
+        room = None
         if reserve and max_new and max_new > reserve:
-            # The forced closing sequence is reasoning too: it must fit before the reserve.
-            room = max(0, max_new - reserve - len(ids["end_ids"]))
+            # What the reasoning may take so that the answer keeps `reserve` tokens: all
+            # but the closing tag here; NVIDIA's rule adds the whole end sequence after.
+            room = max(0, max_new - reserve - (len(ids["end_ids"]) if overshoot else 1))
             budget = room if budget is None else min(budget, room)
-            grace = min(grace, room - budget)
         if budget is None:
             return None
+        grace = request.get("grace_tokens")
+        window = (
+            plan_overshoot(budget, grace, ids) if overshoot else plan_maximum(budget, grace, ids)
+        )
+        if room is not None and overshoot:  # the grace window must fit in the room too
+            window["force_by"] = min(window["force_by"], max(budget, room))
         # Not SGLang's "thinking_budget" key: its grammar manager reads that one as a cap of
         # its own (ReasonerGrammarObject.max_think_tokens, no grace) on constrained requests.
-        return {BUDGET_KEY: budget, "grace": grace, **ids}
+        return {
+            BUDGET_KEY: budget,
+            **window,
+            "close_ids": ids["close_ids"],
+            "newline_ids": ids["newline_ids"],
+        }
+
+
+def plan_maximum(budget: int, grace: int | None, ids: Mapping[str, list[int]]) -> dict[str, Any]:
+    """At most ``budget`` reasoning tokens, the end's text (``.\\n\\n``) included and the
+    closing tag (markup) not: the end starts by ``budget - len(text)`` at the latest, or
+    is the closing tag alone where the budget is smaller than its text. ``grace``
+    (default: a sixteenth of the budget, the model card's 1024 of 16k) is a window
+    before that in which the model's first line end starts it."""
+    text = len(ids["end_ids"]) - 1
+    end = ids["end_ids"] if budget >= text else ids["close_ids"][:1]
+    force_by = budget - (len(end) - 1)
+    grace = budget // GRACE_FRACTION if grace is None else grace
+    return {"end": end, "force_from": max(0, force_by - grace), "force_by": force_by}
+
+
+def plan_overshoot(budget: int, grace: int | None, ids: Mapping[str, list[int]]) -> dict[str, Any]:
+    """NVIDIA's rule: ``budget`` tokens, then up to ``grace`` (default 1024) more to
+    finish the line, then the whole end sequence: up to ``budget + grace + 4`` tokens."""
+    if budget == 0:
+        return {"end": ids["close_ids"][:1], "force_from": 0, "force_by": 0}
+    grace = NVIDIA_GRACE_TOKENS if grace is None else grace
+    return {"end": ids["end_ids"], "force_from": budget, "force_by": budget + grace}
 
 
 class NemotronOmniPlugin(ModalityProcessorPlugin):

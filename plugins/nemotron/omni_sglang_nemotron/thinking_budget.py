@@ -1,13 +1,18 @@
 """The thinking-budget logits processor, an SGLang ``CustomLogitProcessor``.
 
-The same class runs in SGLang's scheduler (GPU) and in the CPU engine. It follows
-NVIDIA's processor for this model family: it counts generated tokens only; once the
-reasoning reaches the budget it lets the model finish its line (a token containing a
-newline) within a grace window, then forces the end sequence (``.\\n\\n</think>`` by
-default) token by token, skipping what the output already ends with, and leaves the
-answer free. It stops intervening as soon as the model closes the reasoning itself,
-and treats ``<tool_call>`` as such a close (forcing ``</think>`` inside a call would
-break it). Budget 0: ``</think>`` is forced at once.
+The same class runs in SGLang's scheduler (GPU) and in the CPU engine. It counts
+generated tokens only. The plugin plans a window per request (``force_from``,
+``force_by``, the ``end`` sequence): from ``force_from`` on, the first line end the model
+writes starts the end sequence (``.\\n\\n</think>``, or ``</think>`` alone where a budget is
+too small for the rest), and at ``force_by`` it starts regardless, token by token,
+skipping what the output already ends with; the answer is then left free. The budget
+is a maximum when ``force_by`` leaves room for the end's text inside it (the default);
+NVIDIA's rule (finish the line past the budget, then close) is the same machine with
+the window after the budget. It stops intervening as soon as the model closes the
+reasoning itself with ``</think>``. A ``<tool_call>`` written before that is reasoning
+(a drafted call, to the reasoning parser too) and counts against the budget: NVIDIA's
+processor stops there instead, and a model drafting calls in its reasoning then
+reasons on without limit (measured: 220 reasoning tokens for a budget of 4 x 30).
 
 Per-request state lives in the request's ``custom_params`` dict, which SGLang keeps for
 the request's lifetime; each step scans only the newest output token, so the cost per
@@ -54,8 +59,7 @@ class NemotronThinkingBudget(CustomLogitProcessor):
 
     @staticmethod
     def _forced_token(params: dict[str, Any]) -> int | None:
-        budget = params.get(BUDGET_KEY)
-        if not isinstance(budget, int) or budget < 0:
+        if not isinstance(params.get(BUDGET_KEY), int):
             return None
         state = params.get(_STATE)
         if state is None:
@@ -75,14 +79,12 @@ class NemotronThinkingBudget(CustomLogitProcessor):
                 return None
         state["scanned"] = len(output)
         generated = len(output)
-        end: list[int] = params["end_ids"] if budget > 0 else params["close_ids"][:1]
+        end: list[int] = params["end"]
         if state["force_at"] is None:
-            if generated < budget:
-                return None
-            grace = int(params.get("grace", 0))
-            line_done = budget == 0 or (output and output[-1] in state["newlines"])
-            if not line_done and generated < budget + grace:
-                return None
+            if generated < params["force_by"]:
+                line_done = bool(output) and output[-1] in state["newlines"]
+                if generated < params["force_from"] or not line_done:
+                    return None
             state["force_at"] = generated - _longest_overlap(output, end)
         position = generated - state["force_at"]
         return end[position] if position < len(end) else None
