@@ -9,6 +9,8 @@ import re
 import httpx
 import pytest
 
+from omni_sglang.protocol.sglang import GenerateRequest
+from omni_sglang.protocol.sglang_fields import NOT_LITERAL, generate_req_input_fields
 from tests.conftest import Server
 
 
@@ -137,7 +139,9 @@ def test_info_cache_and_health(engine_server: Server) -> None:
         ({"text": "a", "sampling_params": {"temperature": -1}}, "temperature"),
         ({"text": "a", "sampling_params": {"bogus": 1}}, "bogus"),
         ({"text": ["a", "b"], "sampling_params": [{}]}, "batch of 2"),
-        ({"text": "a", "lora_path": "x"}, "lora_path"),
+        ({"text": "a", "lora_path": "x"}, "'lora_path' must be unset or null here: this server"),
+        ({"text": "a", "return_hidden_states": True}, "'return_hidden_states' must be unset"),
+        ({"text": "a", "not_an_sglang_field": 1}, "not_an_sglang_field"),
         ({"input_ids": [10**7]}, "token ids"),
     ],
 )
@@ -145,6 +149,41 @@ def test_generate_bad_input(engine_server: Server, body: dict, fragment: str) ->
     resp = gen(engine_server, **body)
     assert resp.status_code == 400, resp.text
     assert fragment in resp.json()["error"]["message"]
+
+
+def test_field_table_is_sglangs_own_dataclass() -> None:
+    """The table read from SGLang's source is GenerateReqInput's fields, defaults too: a
+    new SGLang field cannot slip by unnoticed."""
+    import dataclasses
+
+    from sglang.srt.managers.io_struct import GenerateReqInput
+
+    table = generate_req_input_fields()
+    fields = dataclasses.fields(GenerateReqInput)
+    assert list(table) == [f.name for f in fields]
+    for f in fields:
+        if table[f.name] is not NOT_LITERAL:
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            assert table[f.name] == default, f.name
+
+
+def test_every_sglang_field_at_its_neutral_value_is_accepted(engine_server: Server) -> None:
+    """What SGLang's own clients send (bench_serving: a null lora_path,
+    return_routed_experts false, ...): every GenerateReqInput field we do not take, at
+    SGLang's default, in one request."""
+    ours = set(GenerateRequest.model_fields)
+    neutral = {
+        name: None if default is NOT_LITERAL else default
+        for name, default in generate_req_input_fields().items()
+        if name not in ours
+    }
+    assert {"lora_path", "return_routed_experts", "return_hidden_states"} <= set(neutral)
+    body = {"text": "Hi", "sampling_params": {"max_new_tokens": 2}, **neutral}
+    resp = gen(engine_server, **body)
+    assert resp.status_code == 200, resp.text
+    # Null is "unset" for our own fields too, as in SGLang.
+    nulls = {name: None for name in ours if name not in ("text", "sampling_params")}
+    assert gen(engine_server, **body, **nulls).status_code == 200
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
-"""Wire types of SGLang's native ``/generate`` (the fields ``GenerateReqInput`` takes
-that this server honours; anything else is refused with its name)."""
+"""Wire types of SGLang's native ``/generate``: the fields of ``GenerateReqInput`` this
+server honours; SGLang's other fields at their neutral values (as SGLang's own clients
+send them), a non-neutral one refused with its name; names SGLang does not know refused."""
 
 from __future__ import annotations
 
@@ -7,7 +8,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from omni_sglang.protocol.sglang_fields import NOT_LITERAL, generate_req_input_fields
+
 PerItem = Any  # a value, or a list with one value per batch item
+#: Why a GenerateReqInput field we do not honour cannot take another value here.
+_WHY_NOT = {
+    "lora_path": "this server loads no LoRA adapters",
+    "lora_id": "this server loads no LoRA adapters",
+    "return_hidden_states": "this server does not return hidden states",
+    "session_params": "SGLang sessions are not served here",
+    "input_embeds": "send text or input_ids",
+}
 _MEDIA = (
     "{0} items (http(s) URL, data: URI or base64 string): one or a list for one prompt; "
     "for a batch one entry per prompt (item, list or null) or one item for all. The text "
@@ -32,6 +43,32 @@ class GenerateRequest(BaseModel):
     stream: bool = False
     rid: str | list[str] | None = None
     custom_logit_processor: str | list[str] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sglang_fields_at_neutral(cls, data: Any) -> Any:
+        """Drop SGLang's fields we do not honour when they hold their neutral value (null
+        or SGLang's default); refuse them, by name and why, otherwise."""
+        if not isinstance(data, dict):
+            return data
+        sglang = generate_req_input_fields()
+        ours = cls.model_fields
+        kept = {}
+        for name, value in data.items():
+            if name in ours:
+                if value is not None:  # null is "unset" to SGLang: our default then
+                    kept[name] = value
+                continue
+            if name not in sglang:
+                kept[name] = value  # unknown to SGLang too: refused as an extra field
+                continue
+            default = sglang[name]
+            if value is None or (default is not NOT_LITERAL and value == default):
+                continue
+            why = _WHY_NOT.get(name, "this server's /generate does not honour it")
+            neutral = "null" if default in (None, NOT_LITERAL) else repr(default)
+            raise ValueError(f"'{name}' must be unset or {neutral} here: {why}")
+        return kept
 
     @model_validator(mode="after")
     def _one_input(self) -> GenerateRequest:

@@ -1,0 +1,53 @@
+"""The fields SGLang's ``GenerateReqInput`` takes, with their defaults, read from the
+installed SGLang's own source: the set follows the pinned version, not a hand copy.
+
+Read, not imported: ``sglang.srt.managers.io_struct`` costs ~10 s to import, which a
+server on the cpu engine never needs otherwise. tests/test_sglang_native.py checks the
+table against the imported dataclass."""
+
+from __future__ import annotations
+
+import ast
+import functools
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+#: A default that is not a literal (none in 0.5.23): no value counts as neutral but null.
+NOT_LITERAL = object()
+
+
+def _default(value: ast.expr | None) -> Any:
+    if value is None:
+        return NOT_LITERAL  # a required field
+    if isinstance(value, ast.Call) and getattr(value.func, "id", None) == "field":
+        for keyword in value.keywords:
+            if keyword.arg == "default":
+                return _default(keyword.value)
+            if keyword.arg == "default_factory" and getattr(keyword.value, "id", "") in (
+                "list",
+                "dict",
+            ):
+                return [] if keyword.value.id == "list" else {}  # type: ignore[attr-defined]
+        return NOT_LITERAL
+    try:
+        return ast.literal_eval(value)
+    except ValueError:
+        return NOT_LITERAL
+
+
+@functools.cache
+def generate_req_input_fields() -> dict[str, Any]:
+    """``GenerateReqInput``'s field names -> defaults (``NOT_LITERAL`` where unknown)."""
+    spec = importlib.util.find_spec("sglang.srt.managers.io_struct")
+    if spec is None or spec.origin is None:
+        return {}
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == "GenerateReqInput":
+            return {
+                stmt.target.id: _default(stmt.value)
+                for stmt in node.body
+                if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
+            }
+    return {}
