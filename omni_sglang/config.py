@@ -30,12 +30,12 @@ ENV_PREFIX = "OMNI_SGLANG_"
 ReasoningField = Literal["reasoning", "reasoning_content"]
 REASONING_FIELDS: tuple[ReasoningField, ...] = ("reasoning", "reasoning_content")
 
-#: Environment names NIM users already know, mapped to our fields.
 #: reasoning_effort -> thinking budget (-1: no cap); "none" turns thinking off. OpenAI
-#: leaves the numbers to the server; these follow the model card's budget of 16k at the
-#: top end and give the smaller efforts a budget a short answer fits in.
+#: leaves the numbers to the server; "high" leaves the model card's own budget to the
+#: model, the smaller efforts get budgets a short answer fits in.
 EFFORT_BUDGETS: dict[str, int] = {"minimal": 256, "low": 1024, "medium": 4096, "high": -1}
 
+#: Environment names NIM users already know, mapped to our fields.
 NIM_ENV_ALIASES: dict[str, str] = {
     "NIM_SERVED_MODEL_NAME": "served_model_name",
     "NIM_MODEL_NAME": "model_path",
