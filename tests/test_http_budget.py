@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import TINY, Server, engine_args
+from tests.test_http_tools import MATH_TOOLS
 
 BUDGETS = [0, 1, 2, 3, 5, 7, 30, 100, 500]
 #: Choices per request; two requests (seeds 7 and 8) make 20 samples of each budget.
@@ -133,19 +134,7 @@ def test_streamed_holds_and_agrees(
 
 #: A boolean argument: its grammar ends in a few tokens (integers and strings run on
 #: when sampled from a random model: the grammar bounds no lengths yet, #13).
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "toggle",
-            "parameters": {
-                "type": "object",
-                "properties": {"on": {"type": "boolean"}},
-                "required": ["on"],
-            },
-        },
-    }
-]
+TOOLS = [tool for tool in MATH_TOOLS if tool["function"]["name"] == "toggle"]
 
 
 @pytest.mark.parametrize("budget", [0, 5, 30])
