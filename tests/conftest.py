@@ -152,6 +152,8 @@ def tiny_server(server_factory) -> Server:  # type: ignore[no-untyped-def]
 #: The engines every HTTP test runs on: our CPU engine and SGLang's own runtime (on this
 #: CPU through the omni-sglang-cpu platform plugin).
 ENGINES = ("cpu", "sglang")
+#: The session fixture of each engine's default server (``engine_server``).
+ENGINE_SERVERS = {"cpu": "tiny_server", "sglang": "sglang_server"}
 #: SGLang's KV pool for test servers: enough for the tests' longest prompts, small, since
 #: several test servers share this machine's RAM with the suite.
 SGLANG_TEST_ARGS = ("--", "--max-total-tokens", "131072")
@@ -175,8 +177,7 @@ def media_engine(request: pytest.FixtureRequest) -> str:
 def engine_server(request: pytest.FixtureRequest) -> Server:
     """``tiny_server``'s configuration on each engine: tests that take it run twice,
     with the same assertions (pytest groups them by engine, so each server starts once)."""
-    name = "tiny_server" if request.param == "cpu" else "sglang_server"
-    return request.getfixturevalue(name)  # type: ignore[no-any-return]
+    return request.getfixturevalue(ENGINE_SERVERS[request.param])  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="session")

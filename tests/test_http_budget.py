@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import TINY, Server, engine_args
+from tests.conftest import ENGINE_SERVERS, TINY, Server, engine_args
 from tests.test_http_tools import MATH_TOOLS
 
 BUDGETS = [0, 1, 2, 3, 5, 7, 30, 100, 500]
@@ -44,8 +44,7 @@ def no_grace(module_server_factory, media_engine: str) -> Server:  # type: ignor
 def server(request: pytest.FixtureRequest, media_engine: str) -> Server:
     if request.param == "no_grace":
         return request.getfixturevalue("no_grace")  # type: ignore[no-any-return]
-    name = "tiny_server" if media_engine == "cpu" else "sglang_server"
-    return request.getfixturevalue(name)  # type: ignore[no-any-return]
+    return request.getfixturevalue(ENGINE_SERVERS[media_engine])  # type: ignore[no-any-return]
 
 
 def body(tok: Any, budget: int, **fields: Any) -> dict[str, Any]:

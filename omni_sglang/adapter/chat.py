@@ -41,6 +41,8 @@ class PreparedChat:
     warnings: list[str] = field(default_factory=list)
     #: The model's recommended sampling values this request runs with.
     sampling_defaults: dict[str, Any] = field(default_factory=dict)
+    #: The tokens that close the reasoning the prompt opened (None: none opened).
+    reasoning_end_ids: list[int] | None = None
 
 
 def _refuse_unimplemented(req: ChatCompletionRequest, state: ServerState) -> None:
@@ -121,6 +123,8 @@ async def prepare_chat(req: ChatCompletionRequest, state: ServerState) -> Prepar
     engine_request.custom_logit_processor = custom_processor(
         req, state.config.enable_custom_logit_processor
     )
-    apply_constraints(req, state, prompt, engine_request)
+    reasoning = state.plugins.reasoning
+    end_ids = reasoning.reasoning_end_ids(prompt, state.tokenizer) if reasoning else None
+    apply_constraints(req, state, end_ids, engine_request)
     attach_thinking_budget(budget, state, prompt, max_new, engine_request)
-    return PreparedChat(engine_request, prompt, prompt_len, warnings, defaults)
+    return PreparedChat(engine_request, prompt, prompt_len, warnings, defaults, end_ids)

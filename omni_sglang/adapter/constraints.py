@@ -69,8 +69,13 @@ def _format_grammar(req: ChatCompletionRequest) -> dict[str, str] | None:
 
 
 def apply_constraints(
-    req: ChatCompletionRequest, state: ServerState, prompt: str, request: EngineRequest
+    req: ChatCompletionRequest,
+    state: ServerState,
+    end_ids: list[int] | None,
+    request: EngineRequest,
 ) -> None:
+    """The request's grammar, if any; ``end_ids`` (the tokens that close the reasoning
+    the prompt opened) hold it back until the reasoning is over."""
     tool_grammar = _tool_grammar(req, state)
     format_grammar = _format_grammar(req)
     if tool_grammar and format_grammar:
@@ -83,8 +88,6 @@ def apply_constraints(
     if grammar is None:
         return
     request.sampling_params.update(grammar)
-    reasoning = state.plugins.reasoning
-    end_ids = reasoning.reasoning_end_ids(prompt, state.tokenizer) if reasoning else None
     if end_ids:
         custom = dict(request.sampling_params.get("custom_params") or {})
         custom[REASONING_END_KEY] = end_ids

@@ -87,16 +87,13 @@ async def _chat_completions(request: Request, state: ServerState, ticket: Ticket
     plugins = state.plugins
 
     def make_stream() -> ChoiceStream:
-        reasoning, end_ids = None, None
-        if plugins.reasoning is not None:
-            reasoning = plugins.reasoning.create(prompt=prepared.prompt)
-            end_ids = plugins.reasoning.reasoning_end_ids(prepared.prompt, state.tokenizer)
+        reasoning = plugins.reasoning.create(prompt=prepared.prompt) if plugins.reasoning else None
         tools = None
         if plugins.tools is not None and req.tools and req.tool_choice != "none":
             tools = plugins.tools.create(
                 tool_dicts(req), parallel=req.parallel_tool_calls is not False
             )
-        return ChoiceStream(reasoning, tools, end_ids)
+        return ChoiceStream(reasoning, tools, prepared.reasoning_end_ids)
 
     asm = ChatAssembler(
         prepared.request.rid,

@@ -22,13 +22,11 @@ def _default(value: ast.expr | None) -> Any:
         return NOT_LITERAL  # a required field
     if isinstance(value, ast.Call) and getattr(value.func, "id", None) == "field":
         for keyword in value.keywords:
+            factory = getattr(keyword.value, "id", None)
             if keyword.arg == "default":
                 return _default(keyword.value)
-            if keyword.arg == "default_factory" and getattr(keyword.value, "id", "") in (
-                "list",
-                "dict",
-            ):
-                return [] if keyword.value.id == "list" else {}  # type: ignore[attr-defined]
+            if keyword.arg == "default_factory" and factory in ("list", "dict"):
+                return [] if factory == "list" else {}
         return NOT_LITERAL
     try:
         return ast.literal_eval(value)

@@ -123,7 +123,7 @@ class NemotronThinkingBudgetPlugin(LogitProcessorPlugin):
             plan_overshoot(budget, grace, ids) if overshoot else plan_maximum(budget, grace, ids)
         )
         if room is not None and overshoot:  # the grace window must fit in the room too
-            window["force_by"] = min(window["force_by"], max(budget, room))
+            window["force_by"] = min(window["force_by"], room)
         # Not SGLang's "thinking_budget" key: its grammar manager reads that one as a cap of
         # its own (ReasonerGrammarObject.max_think_tokens, no grace) on constrained requests.
         return {
