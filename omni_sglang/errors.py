@@ -73,6 +73,13 @@ class ServiceUnavailableError(OmniError):
     code = "service_unavailable"
 
 
+class EngineDeadError(ServiceUnavailableError):
+    """A process or thread the engine needs has died: nothing can be served any more, and
+    the server exits non-zero so its supervisor (Kubernetes, systemd) restarts it."""
+
+    code = "engine_dead"
+
+
 class EngineError(OmniError):
     """The engine failed while serving a valid request: our fault, not the client's."""
 

@@ -24,7 +24,7 @@ from omni_sglang.api import routes_nim, routes_openai, routes_sglang
 from omni_sglang.api.errors import install_error_handlers
 from omni_sglang.api.openapi import install_openapi
 from omni_sglang.engines.base import EngineRequest
-from omni_sglang.errors import AuthenticationError
+from omni_sglang.errors import AuthenticationError, EngineDeadError
 from omni_sglang.state import ServerState
 
 logger = logging.getLogger(__name__)
@@ -71,6 +71,17 @@ async def start_engine(state: ServerState) -> None:
 def create_app(
     state: ServerState, on_fatal: Callable[[BaseException], None] | None = None
 ) -> FastAPI:
+    def engine_failed(failure: EngineDeadError) -> None:
+        # Readiness says so at once; the process exits after the drain notice (load
+        # balancers see the 503 first), non-zero, so its supervisor restarts it.
+        state.start_draining()
+        notice = state.config.drain_notice_seconds
+        logger.error("the engine failed; exiting in %.1f s for a restart", notice)
+        if on_fatal is not None:
+            asyncio.get_running_loop().call_later(notice, on_fatal, failure)
+
+    state.engine.on_failure = engine_failed
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async def load() -> None:

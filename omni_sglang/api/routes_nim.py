@@ -21,7 +21,10 @@ def _state(request: Request) -> ServerState:
 
 
 @health_router.get("/v1/health/live")
-async def live() -> Response:
+async def live(request: Request) -> Response:
+    failure = _state(request).engine.failure
+    if failure is not None:  # the process is about to exit; a liveness probe restarts it too
+        return json_response({"object": "health.response", "message": failure.message}, 503)
     return json_response({"object": "health.response", "message": "Service is live."})
 
 
@@ -31,6 +34,8 @@ async def ready(request: Request) -> Response:
     if state.ready and await state.engine.health():
         return json_response({"object": "health.response", "message": "Service is ready."})
     message = "Service is shutting down." if state.draining else "Service is not ready."
+    if state.engine.failure is not None:
+        message = state.engine.failure.message
     return json_response({"object": "health.response", "message": message}, status=503)
 
 

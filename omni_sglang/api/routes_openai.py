@@ -35,6 +35,8 @@ router = APIRouter()
 
 def server_state(request: Request) -> ServerState:
     state: ServerState = request.app.state.omni
+    if state.engine.failure is not None:
+        raise state.engine.failure
     if not state.ready:
         raise ServiceUnavailableError(
             "the server is shutting down" if state.draining else "the model is still loading"

@@ -10,10 +10,15 @@ the same semantics. Outputs are typed deltas, one per decoded step and sample in
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from omni_sglang.errors import EngineDeadError
+
+logger = logging.getLogger(__name__)
 
 #: SGLang's ``custom_params`` key for "the grammar starts after these reasoning-end
 #: tokens" (``sglang.srt.sampling.sampling_params.REQUEST_REASONING_END_TOKEN_IDS_KEY``),
@@ -108,6 +113,24 @@ class Engine(ABC):
     expands_media: bool = False
     #: True when a request's ``sampling_seed`` makes its sampling reproducible.
     honours_seed: bool = True
+    #: Why the engine can no longer serve (a process or thread of it died); None while
+    #: it can. Set once, by ``report_failure``.
+    failure: EngineDeadError | None = None
+    #: The server's reaction to ``failure`` (refuse new work, exit); called once, on the
+    #: event loop.
+    on_failure: Callable[[EngineDeadError], None] | None = None
+
+    def report_failure(self, reason: str) -> EngineDeadError:
+        """Record that the engine died (on the event loop); every later call returns the
+        first failure. The engine itself ends its in-flight requests with it."""
+        if self.failure is None:
+            self.failure = EngineDeadError(
+                f"the engine stopped: {reason}; this server is restarting, retry shortly"
+            )
+            logger.error("engine failure: %s", reason)
+            if self.on_failure is not None:
+                self.on_failure(self.failure)
+        return self.failure
 
     @abstractmethod
     async def start(self) -> None:

@@ -33,6 +33,7 @@ from omni_sglang.engines.sglang_stream import (
 from omni_sglang.errors import (
     ClientError,
     ConfigError,
+    EngineDeadError,
     EngineError,
     InvalidRequestError,
 )
@@ -102,6 +103,10 @@ def sglang_sampling_keys() -> frozenset[str]:
     return frozenset(inspect.signature(SamplingParams).parameters)
 
 
+#: How often SGLang's child processes are checked: a dead one fails the in-flight
+#: requests within this (``is_alive`` is a non-blocking ``waitpid``).
+CHILD_POLL_SECONDS = 0.2
+
 _END = object()
 _ABORTED = object()
 
@@ -145,6 +150,8 @@ class SGLangEngine(Engine):
         self._engine: Any = None
         self._incremental = False
         self._pumps: dict[str, asyncio.Task[None]] = {}
+        self._queues: dict[str, asyncio.Queue[Any]] = {}
+        self._watcher: asyncio.Task[None] | None = None
         self._vocab_size = 0
         self._sampling_keys: frozenset[str] = frozenset()
         self.tokenizer: Any = None
@@ -173,22 +180,52 @@ class SGLangEngine(Engine):
         self._sampling_keys = sglang_sampling_keys()
         self._incremental = bool(getattr(manager, "incremental_streaming_output", False))
         self._start_handle_loop(manager)
+        self._watcher = asyncio.create_task(self._watch_children(manager))
 
-    @staticmethod
-    def _start_handle_loop(manager: Any) -> None:
+    def _start_handle_loop(self, manager: Any) -> None:
         """Start SGLang's response loop on our event loop now, not on the first request.
 
-        From the main thread it also installs SGLang's SIGTERM handler, which would take
-        SIGTERM away from uvicorn's graceful shutdown (drain, then ``shutdown``), so ours
-        is put back; SGLang's SIGQUIT handler stays: a crashed scheduler sends SIGQUIT,
-        and killing the process tree then is right."""
+        From the main thread it also installs SGLang's signal handlers, and both are
+        replaced: SIGTERM goes back to uvicorn's graceful shutdown (drain, then
+        ``shutdown``); SIGQUIT, which a failing scheduler or detokenizer sends us, would
+        make SGLang SIGKILL this process and every connection with it, so it reports the
+        failure instead, and the server answers what is in flight before it exits."""
         in_main = threading.current_thread() is threading.main_thread()
         previous = signal.getsignal(signal.SIGTERM) if in_main else None
         manager.auto_create_handle_loop()
         if in_main:
-            asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+            loop = asyncio.get_running_loop()
+            loop.remove_signal_handler(signal.SIGTERM)
             # getsignal() is None for a handler not set from Python: the default then.
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+            loop.add_signal_handler(
+                signal.SIGQUIT, self._fail, "an SGLang process reported a crash (SIGQUIT)"
+            )
+
+    async def _watch_children(self, manager: Any) -> None:
+        """SGLang's scheduler and detokenizer processes, polled: one that exits while we
+        serve fails the engine. (SGLang's own watchdog does this once a second with a
+        SIGQUIT, which has no handler off the main thread: ours replaces it.)"""
+        watchdog = manager._subprocess_watchdog
+        if watchdog is None:
+            return
+        watchdog.stop()
+        children = list(zip(watchdog._processes, watchdog._names, strict=True))
+        while self.failure is None:
+            for process, name in children:
+                if not process.is_alive():
+                    self._fail(
+                        f"SGLang's {name} process (pid {process.pid}) exited with status "
+                        f"{process.exitcode}"
+                    )
+                    return
+            await asyncio.sleep(CHILD_POLL_SECONDS)
+
+    def _fail(self, reason: str) -> None:
+        """End every in-flight request with the failure; later ones get it at once."""
+        failure = self.report_failure(reason)
+        for queue in self._queues.values():
+            queue.put_nowait(failure)
 
     def _require_engine(self) -> Any:
         if self._engine is None:
@@ -197,6 +234,8 @@ class SGLangEngine(Engine):
 
     async def generate(self, request: EngineRequest) -> AsyncIterator[EngineOutput]:
         engine = self._require_engine()
+        if self.failure is not None:
+            raise self.failure
         if request.rid in self._pumps:
             raise InvalidRequestError(f"request id {request.rid!r} is already running")
         check_token_ids(request, self._vocab_size)
@@ -209,6 +248,7 @@ class SGLangEngine(Engine):
         stream = engine.tokenizer_manager.generate_request(obj, None)
         pump = asyncio.create_task(_pump(stream, queue))
         self._pumps[request.rid] = pump
+        self._queues[request.rid] = queue
         deltas = StreamDeltas(self._incremental)
         samples = int(request.sampling_params.get("n", 1) or 1)
         try:
@@ -220,6 +260,8 @@ class SGLangEngine(Engine):
                     for output in deltas.aborted(samples):
                         yield output
                     return
+                if isinstance(item, EngineDeadError):
+                    raise item
                 if isinstance(item, ValueError):
                     raise _client_error(item) from item
                 if isinstance(item, Exception):
@@ -231,6 +273,7 @@ class SGLangEngine(Engine):
                 yield output
         finally:
             self._pumps.pop(request.rid, None)
+            self._queues.pop(request.rid, None)
             if not pump.done():  # the consumer left early: abort in SGLang too
                 pump.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -260,7 +303,7 @@ class SGLangEngine(Engine):
     async def health(self) -> bool:
         """Started and not shutting down. (SGLang's own ``is_healthy`` stays False in
         an in-process Engine: only its HTTP server's health probe flips it to Up.)"""
-        if self._engine is None:
+        if self._engine is None or self.failure is not None:
             return False
         return not self._engine.tokenizer_manager.gracefully_exit
 
@@ -279,6 +322,8 @@ class SGLangEngine(Engine):
             return
         for pump in list(self._pumps.values()):
             pump.cancel()
+        if self._watcher is not None:
+            self._watcher.cancel()
         engine, self._engine = self._engine, None
         # SGLang's loop tasks live on our event loop; end them before it closes, so they
         # do not outlive the scheduler they read from.

@@ -68,12 +68,14 @@ class CpuEngine(Engine):
         self._stopping = False
         self._worker: threading.Thread | None = None
         self._worker_error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._grammars: GrammarCompiler | None = None
         self._encoders: Any = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self._load)
         self._worker = threading.Thread(target=self._run, name="cpu-engine", daemon=True)
         self._worker.start()
@@ -165,6 +167,8 @@ class CpuEngine(Engine):
 
     async def _prepare(self, request: EngineRequest) -> RequestState:
         info = self.model_info()
+        if self.failure is not None:
+            raise self.failure
         if self._worker_error is not None or self._worker is None or not self._worker.is_alive():
             raise EngineError("the CPU engine is not running")
         config = SamplingConfig.from_sglang(request.sampling_params)
@@ -264,11 +268,18 @@ class CpuEngine(Engine):
                             self._wakeup.wait(timeout=0.5)
                     continue
                 self._step()
-        except BaseException as exc:  # the worker died: fail every waiting request
+        except BaseException as exc:  # the worker died: the engine cannot serve again
             logger.exception("CPU engine worker crashed")
             self._worker_error = exc
-            for state in list(self._requests.values()):
-                state.deliver(EngineError("the CPU engine stopped: " + repr(exc)))
+            loop = self._loop
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(self._fail, f"its worker thread raised {exc!r}")
+
+    def _fail(self, reason: str) -> None:
+        """On the event loop: record the failure and end every waiting request with it."""
+        failure = self.report_failure(reason)
+        for state in list(self._requests.values()):
+            state.queue.put_nowait(failure)
 
     def _admit(self) -> None:
         with self._wakeup:

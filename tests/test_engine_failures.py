@@ -1,0 +1,148 @@
+"""When the engine dies under load: every in-flight request ends with a clear 503 (an SSE
+error event and ``[DONE]`` for streams), the probes say 503, new requests get 503 with
+``Retry-After``, and the process exits non-zero with its children gone, so a supervisor
+restarts it. On SGLang the fault is real (its scheduler or detokenizer SIGKILLed); on the
+cpu engine its worker thread is made to raise. Hard timeouts: a hang fails the test."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from omni_sglang.engines.base import EngineRequest
+from omni_sglang.engines.cpu.engine import CpuEngine
+from omni_sglang.errors import EngineDeadError
+from tests.conftest import Server, engine_args
+
+MODEL = "nvidia/nemotron-3-nano-omni-30b-a3b-reasoning"
+#: Long enough to be in flight when the fault comes (min_tokens: no early EOS).
+LONG = {
+    "model": MODEL,
+    "messages": [{"role": "user", "content": "hi"}],
+    "max_tokens": 4000,
+    "min_tokens": 4000,
+}
+IN_FLIGHT = 16
+#: The issue's bounds: in-flight requests end within 5 s, the process exits within 30 s.
+END_WITHIN_S = 5.0
+EXIT_WITHIN_S = 30.0
+
+
+async def _stream(client: httpx.AsyncClient, url: str) -> tuple[int, list[str], float]:
+    async with client.stream("POST", url, json={**LONG, "stream": True}) as response:
+        lines = [line async for line in response.aiter_lines() if line.startswith("data: ")]
+        return response.status_code, lines, time.monotonic()
+
+
+async def _plain(client: httpx.AsyncClient, url: str) -> tuple[int, Any, float]:
+    response = await client.post(url, json=LONG)
+    return response.status_code, response.json(), time.monotonic()
+
+
+def _running(metrics: httpx.Response) -> float:
+    for line in metrics.text.splitlines():
+        if line.startswith("omni_sglang_engine_running_requests "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def _sglang_child(server: Server, role: str) -> psutil.Process:
+    for child in psutil.Process(server.proc.pid).children(recursive=True):
+        if f"sglang::{role}" in " ".join(child.cmdline()):
+            return child
+    raise AssertionError(f"no sglang::{role} process under the server")
+
+
+async def _load_then_kill(server: Server, victim: psutil.Process) -> tuple[list[Any], float]:
+    url = server.url + "/v1/chat/completions"
+    async with httpx.AsyncClient(timeout=60) as client:
+        streams = [asyncio.create_task(_stream(client, url)) for _ in range(IN_FLIGHT)]
+        plains = [asyncio.create_task(_plain(client, url)) for _ in range(IN_FLIGHT)]
+        deadline = time.monotonic() + 60
+        while _running(await client.get(server.url + "/metrics")) < 2 * IN_FLIGHT:
+            assert time.monotonic() < deadline, "the requests never all reached the engine"
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1.0)  # some tokens out: the streams' 200 has been sent
+        assert not any(t.done() for t in streams + plains), "requests ended before the fault"
+        victim.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        results = await asyncio.wait_for(asyncio.gather(*streams, *plains), END_WITHIN_S + 5)
+        return results, killed
+
+
+def _check_failed_requests(results: list[Any], killed: float) -> None:
+    for status, body, ended in results:
+        assert ended - killed < END_WITHIN_S
+        if isinstance(body, list):  # a stream: 200 already sent, then the error event
+            assert status == 200 and body[-1] == "data: [DONE]"
+            error = json.loads(body[-2].removeprefix("data: "))["error"]
+        else:
+            assert status == 503
+            error = body["error"]
+        assert error["code"] == "engine_dead" and "restarting" in error["message"]
+
+
+def _check_refusing_then_exits(server: Server, killed: float, children: list[Any]) -> None:
+    probes = {p: httpx.get(server.url + p, timeout=5) for p in ("/v1/health/ready", "/health")}
+    assert all(r.status_code == 503 for r in probes.values())
+    refused = httpx.post(server.url + "/v1/chat/completions", json=LONG, timeout=5)
+    assert refused.status_code == 503 and refused.headers["Retry-After"]
+    assert refused.json()["error"]["code"] == "engine_dead"
+    returncode = server.proc.wait(timeout=EXIT_WITHIN_S)
+    assert returncode != 0 and time.monotonic() - killed < EXIT_WITHIN_S
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert not alive, f"orphaned: {[p.pid for p in alive]}"
+    assert "error: the engine stopped" in server.log()
+
+
+@pytest.mark.parametrize("role", ["scheduler", "detokenizer"])
+def test_sglang_process_killed_under_load(module_server_factory, role: str) -> None:  # type: ignore[no-untyped-def]
+    server = module_server_factory(*engine_args("sglang", "--no-warmup"))
+    children = psutil.Process(server.proc.pid).children(recursive=True)
+    results, killed = asyncio.run(_load_then_kill(server, _sglang_child(server, role)))
+    _check_failed_requests(results, killed)
+    _check_refusing_then_exits(server, killed, children)
+
+
+async def test_cpu_engine_worker_dying_fails_in_flight_and_later_requests(
+    tiny_model_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = CpuEngine(tiny_model_path)
+    failures: list[EngineDeadError] = []
+    engine.on_failure = failures.append
+    await engine.start()
+    try:
+        params = {"max_new_tokens": 4000, "min_new_tokens": 4000}
+
+        async def consume(i: int) -> BaseException | None:
+            try:
+                async for _ in engine.generate(EngineRequest(f"r{i}", dict(params), prompt="hi")):
+                    pass
+            except EngineDeadError as exc:
+                return exc
+            return None
+
+        tasks = [asyncio.create_task(consume(i)) for i in range(4)]
+        while engine.num_running_requests < 4:
+            await asyncio.sleep(0.05)
+
+        def broken_step() -> None:
+            raise RuntimeError("injected fault")
+
+        monkeypatch.setattr(engine, "_step", broken_step)
+        ended = await asyncio.wait_for(asyncio.gather(*tasks), END_WITHIN_S)
+        assert all(isinstance(e, EngineDeadError) for e in ended)
+        assert failures == [engine.failure] and "injected fault" in failures[0].message
+        assert not await engine.health()
+        with pytest.raises(EngineDeadError):
+            async for _ in engine.generate(EngineRequest("late", dict(params), prompt="hi")):
+                pass
+    finally:
+        await engine.shutdown()
