@@ -67,7 +67,6 @@ class CpuEngine(Engine):
         self._requests: dict[str, RequestState] = {}
         self._stopping = False
         self._worker: threading.Thread | None = None
-        self._worker_error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._grammars: GrammarCompiler | None = None
         self._encoders: Any = None
@@ -135,7 +134,7 @@ class CpuEngine(Engine):
             self._info is not None
             and self._worker is not None
             and self._worker.is_alive()
-            and self._worker_error is None
+            and self.failure is None
         )
 
     @property
@@ -169,7 +168,7 @@ class CpuEngine(Engine):
         info = self.model_info()
         if self.failure is not None:
             raise self.failure
-        if self._worker_error is not None or self._worker is None or not self._worker.is_alive():
+        if self._worker is None or not self._worker.is_alive():
             raise EngineError("the CPU engine is not running")
         config = SamplingConfig.from_sglang(request.sampling_params)
         if request.image_data or request.video_data or request.audio_data:
@@ -270,7 +269,6 @@ class CpuEngine(Engine):
                 self._step()
         except BaseException as exc:  # the worker died: the engine cannot serve again
             logger.exception("CPU engine worker crashed")
-            self._worker_error = exc
             loop = self._loop
             if loop is not None and not loop.is_closed():
                 loop.call_soon_threadsafe(self._fail, f"its worker thread raised {exc!r}")
