@@ -16,9 +16,15 @@ import httpx
 import psutil
 import pytest
 
-from omni_sglang.engines.base import EngineRequest
+from omni_sglang.engines.base import EngineRequest, FinishReason
 from omni_sglang.engines.cpu.engine import CpuEngine
-from omni_sglang.errors import EngineDeadError
+from omni_sglang.engines.sglang_stream import failed_in_sglang
+from omni_sglang.errors import (
+    EngineDeadError,
+    EngineError,
+    InvalidRequestError,
+    ServiceUnavailableError,
+)
 from tests.conftest import Server, engine_args
 
 MODEL = "nvidia/nemotron-3-nano-omni-30b-a3b-reasoning"
@@ -146,3 +152,87 @@ async def test_cpu_engine_worker_dying_fails_in_flight_and_later_requests(
                 pass
     finally:
         await engine.shutdown()
+
+
+# -- one request's fault stays that request's ---------------------------------------------------
+
+PROCESSOR_STEPS = 300
+
+
+async def _generate(client: httpx.AsyncClient, server: Server, processor: str, params: Any) -> Any:
+    body = {
+        "text": "hi",
+        "sampling_params": {
+            "max_new_tokens": PROCESSOR_STEPS,
+            "ignore_eos": True,
+            "custom_params": params,
+        },
+        "custom_logit_processor": processor,
+    }
+    return await client.post(server.url + "/generate", json=body)
+
+
+async def _raising_processor_among_others(server: Server, processor: str) -> list[Any]:
+    async with httpx.AsyncClient(timeout=120) as client:
+        others = [
+            asyncio.create_task(_generate(client, server, processor, {"force": [5, 6, 7]}))
+            for _ in range(2)
+        ]
+        deadline = time.monotonic() + 60
+        while _running(await client.get(server.url + "/metrics")) < 2:
+            assert time.monotonic() < deadline, "the requests never reached the engine"
+            await asyncio.sleep(0.05)
+        # Same processor, same batch: only this request's row raises.
+        raising = await _generate(client, server, processor, {"raise_at": 2})
+        assert not any(t.done() for t in others), "the others ended before the fault"
+        return [raising, *await asyncio.gather(*others)]
+
+
+def test_a_raising_logits_processor_fails_only_its_request(
+    engine_server: Server, force_tokens_processor: str
+) -> None:
+    raising, *others = asyncio.run(
+        asyncio.wait_for(
+            _raising_processor_among_others(engine_server, force_tokens_processor), 180
+        )
+    )
+    assert raising.status_code == 500, raising.text
+    error = raising.json()["error"]
+    assert error["code"] == "engine_error"
+    assert "ForceTokens raised RuntimeError: asked to raise at step 2" in error["message"]
+    for other in others:
+        assert other.status_code == 200, other.text
+        assert other.json()["output_ids"][:3] == [5, 6, 7]
+        assert other.json()["meta_info"]["completion_tokens"] == PROCESSOR_STEPS
+    assert httpx.get(engine_server.url + "/health", timeout=5).status_code == 200
+    after = httpx.post(
+        engine_server.url + "/generate",
+        json={"text": "hi", "sampling_params": {"max_new_tokens": 3}},
+        timeout=60,
+    )
+    assert after.status_code == 200
+
+
+def test_a_processor_that_does_not_load_is_refused(engine_server: Server) -> None:
+    body = {"text": "hi", "custom_logit_processor": '{"callable": "00"}'}
+    response = httpx.post(engine_server.url + "/generate", json=body, timeout=60)
+    assert response.status_code == 400, response.text
+    assert "could not be deserialized" in response.json()["error"]["message"]
+    assert httpx.get(engine_server.url + "/health", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (400, InvalidRequestError),  # a grammar that does not compile
+        (503, ServiceUnavailableError),  # retracted under KV pressure: retry
+        (500, EngineError),  # out of memory, a processor that raised
+        (None, None),  # a disconnect or abort_request: a finish reason, not an error
+    ],
+)
+def test_sglang_aborts_with_a_status_are_that_requests_error(
+    status: int | None, error: type | None
+) -> None:
+    failed = failed_in_sglang(FinishReason("abort", message="why"), status)
+    assert (None if failed is None else type(failed)) is error
+    assert failed is None or failed.message == "why"

@@ -80,12 +80,16 @@ def test_every_contract_field_reaches_sglang_or_is_declared_not_to() -> None:
     request = EngineRequest(rid="r")
     for f in dataclasses.fields(EngineRequest):
         if f.name not in NOT_SENT_TO_SGLANG and f.name != "rid":
-            value = {"sampling_params": {"n": 1}, "input_ids": [5]}.get(f.name, f"<{f.name}>")
+            sampling = {"n": 1, "custom_params": {"k": 1}}
+            value = {"sampling_params": sampling, "input_ids": [5]}.get(f.name, f"<{f.name}>")
             setattr(request, f.name, value)
     obj = to_generate_req_input(request)
     for f in dataclasses.fields(EngineRequest):
         if f.name not in NOT_SENT_TO_SGLANG:
             assert getattr(obj, renamed.get(f.name, f.name)) == getattr(request, f.name), f.name
+    # A processor always gets a custom_params dict: SGLang passes its request in it.
+    request.sampling_params = {"n": 1}
+    assert to_generate_req_input(request).sampling_params == {"n": 1, "custom_params": {}}
 
 
 async def test_parallel_samples_become_an_sglang_batch(state: ServerState) -> None:

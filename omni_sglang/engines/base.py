@@ -26,6 +26,15 @@ logger = logging.getLogger(__name__)
 REASONING_END_KEY = "__sglang_reasoning_end_token_ids"
 
 
+def processor_failed(processor: Any, exc: BaseException) -> str:
+    """The error a request gets when its custom logits processor raised (both engines end
+    that request only)."""
+    return (
+        f"the custom logits processor {type(processor).__name__} raised "
+        f"{type(exc).__name__}: {exc}; this request was ended, the others go on"
+    )
+
+
 @dataclass
 class EngineRequest:
     rid: str

@@ -9,7 +9,9 @@ outside the vocabulary SGLang either refuses with its own wording or silently ig
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 from omni_sglang.engines.base import EngineRequest
@@ -63,3 +65,27 @@ def check_sampling_keys(params: dict[str, Any], known: Iterable[str]) -> None:
             f"supported: {', '.join(sorted(known))}",
             param=unknown[0],
         )
+
+
+@lru_cache(maxsize=64)
+def _processor(serialized: str) -> Any:
+    # SGLang's own deserializer: the same string works in SGLang's scheduler.
+    from sglang.srt.sampling.custom_logit_processor import CustomLogitProcessor
+
+    return CustomLogitProcessor.from_str(serialized)
+
+
+async def load_logit_processor(serialized: str | None) -> Any:
+    """The ``custom_logit_processor`` as an instance (None for none). A string that does
+    not load is a 400 here: in SGLang's scheduler it would raise in the batch step and
+    take every running request down with it."""
+    if not serialized:
+        return None
+    try:
+        return await asyncio.to_thread(_processor, serialized)
+    except Exception as exc:
+        raise InvalidRequestError(
+            f"custom_logit_processor could not be deserialized: {type(exc).__name__}: {exc}; "
+            "it must be the string CustomLogitProcessor.to_str() makes",
+            "custom_logit_processor",
+        ) from exc

@@ -14,21 +14,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import threading
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from omni_sglang.engines import sglang_hooks
 from omni_sglang.engines.base import Engine, EngineOutput, EngineRequest, ModelInfo
-from omni_sglang.engines.request_checks import check_sampling_keys, check_token_ids
+from omni_sglang.engines.request_checks import (
+    check_sampling_keys,
+    check_token_ids,
+    load_logit_processor,
+)
 from omni_sglang.engines.sglang_args import build_server_args, server_args_argv
 from omni_sglang.engines.sglang_stream import (
     IDS_AT_CHUNK,
     StreamDeltas,
     abort_status,
+    failed_in_sglang,
     refusal,
-    refused_by_sglang,
 )
 from omni_sglang.errors import (
     ClientError,
@@ -70,10 +76,15 @@ def to_generate_req_input(request: EngineRequest) -> Any:
     stream is what lets a client disconnect abort the request mid-way."""
     from sglang.srt.managers.io_struct import GenerateReqInput
 
+    sampling_params = dict(request.sampling_params)
+    if request.custom_logit_processor and sampling_params.get("custom_params") is None:
+        # SGLang hands a processor its request (``__req__``) only inside a custom_params
+        # dict; the fault hook (sglang_hooks) needs it to end just that request.
+        sampling_params["custom_params"] = {}
     return GenerateReqInput(
         text=request.prompt,
         input_ids=request.input_ids,
-        sampling_params=dict(request.sampling_params),
+        sampling_params=sampling_params,
         image_data=request.image_data or None,
         video_data=request.video_data or None,
         audio_data=request.audio_data or None,
@@ -168,6 +179,7 @@ class SGLangEngine(Engine):
                 self._device,
                 self._server_args.model_path,
             )
+            os.environ[sglang_hooks.ENABLE] = "1"  # for SGLang's processes, see the module
             engine = sglang.Engine(server_args=self._server_args)
             logger.info("sglang engine: SGLang ready in %.1f s", time.monotonic() - started)
             return engine
@@ -240,6 +252,7 @@ class SGLangEngine(Engine):
             raise InvalidRequestError(f"request id {request.rid!r} is already running")
         check_token_ids(request, self._vocab_size)
         check_sampling_keys(request.sampling_params, self._sampling_keys)
+        await load_logit_processor(request.custom_logit_processor)
         try:
             obj = to_generate_req_input(request)
         except ValueError as exc:
@@ -267,9 +280,9 @@ class SGLangEngine(Engine):
                 if isinstance(item, Exception):
                     raise EngineError(f"SGLang failed on request {request.rid}: {item}") from item
                 output = deltas(item)
-                refused = refused_by_sglang(output.finish_reason, abort_status(item["meta_info"]))
-                if refused is not None:
-                    raise refused
+                failed = failed_in_sglang(output.finish_reason, abort_status(item["meta_info"]))
+                if failed is not None:
+                    raise failed
                 yield output
         finally:
             self._pumps.pop(request.rid, None)

@@ -1,5 +1,5 @@
 """SGLang's streamed output dicts -> our per-sample ``EngineOutput`` deltas, and the
-aborts SGLang means as refusals (4xx), told apart from the others."""
+aborts SGLang means as a request's error (4xx or 5xx), told apart from the others."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from omni_sglang.engines.base import EngineOutput, FinishReason
-from omni_sglang.errors import ClientError, ContextLengthExceededError, InvalidRequestError
+from omni_sglang.errors import (
+    ClientError,
+    ContextLengthExceededError,
+    EngineError,
+    InvalidRequestError,
+    OmniError,
+    ServiceUnavailableError,
+)
 
 #: Chunk key the pump adds: how many output ids the chunk had when SGLang yielded it.
 IDS_AT_CHUNK = "_omni_ids_at_chunk"
@@ -128,10 +135,17 @@ def refusal(message: str) -> ClientError:
     return InvalidRequestError(message)
 
 
-def refused_by_sglang(finish: FinishReason | None, status: int | None) -> ClientError | None:
-    """An ``abort`` SGLang's scheduler gave a 4xx status (a grammar that does not compile,
-    a request it cannot take) is the client's error, as SGLang's own server answers it;
-    other aborts (a disconnect, ``abort_request``) stay a finish reason."""
-    if finish is None or finish.type != "abort" or status is None or not 400 <= status < 500:
+def failed_in_sglang(finish: FinishReason | None, status: int | None) -> OmniError | None:
+    """An ``abort`` SGLang's scheduler gave an HTTP status is that request's error, as
+    SGLang's own server answers it: 4xx the client's (a grammar that does not compile, a
+    request it cannot take), 503 a retry (retracted under KV pressure), other 5xx the
+    engine's (out of memory, a logits processor that raised). Aborts without a status (a
+    disconnect, ``abort_request``) stay a finish reason."""
+    if finish is None or finish.type != "abort" or status is None or status < 400:
         return None
-    return refusal(finish.message or "SGLang refused the request")
+    message = finish.message or "SGLang aborted the request"
+    if status < 500:
+        return refusal(message)
+    if status == 503:
+        return ServiceUnavailableError(message)
+    return EngineError(message)

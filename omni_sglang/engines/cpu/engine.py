@@ -15,31 +15,29 @@ import collections
 import logging
 import threading
 from collections.abc import AsyncIterator
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from omni_sglang.engines.base import Engine, EngineOutput, EngineRequest, FinishReason, ModelInfo
+from omni_sglang.engines.base import (
+    Engine,
+    EngineOutput,
+    EngineRequest,
+    FinishReason,
+    ModelInfo,
+    processor_failed,
+)
 from omni_sglang.engines.cpu.batching import batched_decode
 from omni_sglang.engines.cpu.grammar import REASONING_END_KEY, GrammarCompiler
 from omni_sglang.engines.cpu.logprobs import prompt_logprobs, top_entries
 from omni_sglang.engines.cpu.multimodal import prefill_embeddings
 from omni_sglang.engines.cpu.sampling import SamplingConfig
 from omni_sglang.engines.cpu.sequence import RequestState, Sequence
-from omni_sglang.engines.request_checks import check_token_ids
+from omni_sglang.engines.request_checks import check_token_ids, load_logit_processor
 from omni_sglang.errors import ContextLengthExceededError, EngineError, InvalidRequestError
 
 logger = logging.getLogger(__name__)
-
-
-@lru_cache(maxsize=64)
-def _load_logit_processor(serialized: str) -> Any:
-    # SGLang's own deserializer: the same string works in SGLang's scheduler.
-    from sglang.srt.sampling.custom_logit_processor import CustomLogitProcessor
-
-    return CustomLogitProcessor.from_str(serialized)
 
 
 class CpuEngine(Engine):
@@ -198,16 +196,7 @@ class CpuEngine(Engine):
                 f"{room} tokens after the {len(prompt_ids)}-token prompt",
                 "max_new_tokens",
             )
-        processor = None
-        if request.custom_logit_processor:
-            try:
-                processor = await asyncio.to_thread(
-                    _load_logit_processor, request.custom_logit_processor
-                )
-            except Exception as exc:
-                raise InvalidRequestError(
-                    f"custom_logit_processor could not be deserialized: {exc}"
-                ) from exc
+        processor = await load_logit_processor(request.custom_logit_processor)
         return RequestState(
             rid=request.rid,
             config=config,
@@ -387,9 +376,10 @@ class CpuEngine(Engine):
         try:
             token, logprobs, tops = self._sample(seq, logits)
             out = seq.accept(token, logprobs, tops)
-        except Exception as exc:  # e.g. a client's logits processor raising
+        except Exception as exc:
             logger.exception("sampling failed for %s", state.rid)
-            state.deliver(EngineError(f"sampling failed: {type(exc).__name__}"))
+            failed = exc if isinstance(exc, EngineError) else None
+            state.deliver(failed or EngineError(f"sampling failed: {type(exc).__name__}"))
             state.aborted.set()
             self._finish(seq, None, deliver=False)
             return
@@ -406,7 +396,10 @@ class CpuEngine(Engine):
             seq.grammar.mask(logits)
         processor = seq.request.processor
         if processor is not None:
-            logits = processor(logits.unsqueeze(0), [seq.custom_params])[0]
+            try:
+                logits = processor(logits.unsqueeze(0), [seq.custom_params])[0]
+            except Exception as exc:
+                raise EngineError(processor_failed(processor, exc)) from exc
         token = seq.sampler.draw(logits)
         if raw is None:
             return token, None, None

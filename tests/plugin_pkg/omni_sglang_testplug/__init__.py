@@ -196,13 +196,18 @@ def _force_tokens_class() -> type:
 
     class ForceTokens(CustomLogitProcessor):
         """Forces ``custom_params["force"][i]`` as the i-th output token, then EOS
-        (``custom_params["eos"]``) if given, else leaves the model free."""
+        (``custom_params["eos"]``) if given, else leaves the model free. With
+        ``custom_params["raise_at"]`` it raises from that output step on (fault tests)."""
 
         def __call__(self, logits: Any, custom_param_list: Any = None) -> Any:
             for row, params in enumerate(custom_param_list or []):
-                if not params or "force" not in params:
+                if not params or "__req__" not in params:
                     continue
                 step = len(params["__req__"].output_ids)
+                if params.get("raise_at") is not None and step >= params["raise_at"]:
+                    raise RuntimeError(f"asked to raise at step {step}")
+                if "force" not in params:
+                    continue
                 sequence = list(params["force"])
                 if params.get("eos") is not None:
                     sequence.append(params["eos"])
