@@ -55,7 +55,8 @@ class ServerConfig(BaseModel):
         None, description="Model folder or hub id; unset serves a built-in model (--model)"
     )
     model: str | None = Field(
-        None, description="Built-in model when no model_path: 'tiny' (default), 'tiny-llama'"
+        None,
+        description="Built-in model if no model_path: tiny (default), tiny-llama or tiny-omni",
     )
     served_model_name: list[str] = Field(
         default_factory=list, description="Names clients may request; first is canonical"

@@ -92,6 +92,11 @@ class ConfigError(OmniError):
     """Start-up configuration is wrong; raised before the server listens."""
 
 
+class StartupError(ConfigError):
+    """The engine did not start (a port taken, memory short, a broken checkpoint): the
+    server exits 2, like a configuration error, since restarting it as is cannot help."""
+
+
 class PluginError(ConfigError):
     """A plugin could not be found, loaded, or has the wrong interface."""
 

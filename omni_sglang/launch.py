@@ -14,6 +14,7 @@ import logging
 import socket
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from omni_sglang.config import ServerConfig, load_config
@@ -34,12 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="TOML serving profile (see configs/)")
     p.add_argument("--model-path", help="checkpoint folder; unset serves a built-in model")
     p.add_argument(
-        "--model", help="built-in model without --model-path: tiny (default), tiny-llama"
+        "--model", help="built-in model without --model-path: tiny (default), tiny-llama, tiny-omni"
     )
     p.add_argument(
         "--served-model-name", action="append", help="name clients request (repeat for aliases)"
     )
-    p.add_argument("--engine", help="engine plugin: sglang (GPU), cpu, or a third party's")
+    p.add_argument(
+        "--engine",
+        help="engine plugin: sglang (GPU, or CPU via omni-sglang-cpu), cpu, or a third party's",
+    )
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument("--api-key", help="require 'Authorization: Bearer <key>'")
@@ -220,6 +224,35 @@ def check_port_free(host: str, port: int) -> None:
             ) from None
 
 
+def check_model_path(path: str | None) -> None:
+    """A local checkpoint folder must be there and readable before an engine tries it
+    (SGLang would take a missing folder for a hub id and fail ~40 s later with a hub
+    error). A name that is no local path (``org/model``) is left to the engine."""
+    if path is None:
+        return
+    local = Path(path).expanduser()
+    if not local.exists():
+        if path.startswith(("/", ".", "~")):
+            raise ConfigError(
+                f"the model path {path} does not exist; --model-path takes a checkpoint "
+                "folder (config.json, tokenizer, weights), or omit it to serve a built-in model"
+            )
+        return
+    config = local / "config.json"
+    if not local.is_dir() or not config.is_file():
+        raise ConfigError(
+            f"the model path {path} is not a checkpoint folder (no config.json in it); "
+            "--model-path takes the folder a Hugging Face checkpoint was saved to"
+        )
+    try:
+        json.loads(config.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(
+            f"the model's {config} cannot be read ({exc}); check the folder's permissions "
+            "and that the checkpoint was copied whole"
+        ) from None
+
+
 def list_plugins() -> str:
     rows = [("KIND", "NAME", "FROM", "TARGET")]
     rows += [(i.kind, i.name, i.source, i.target) for i in registry.describe()]
@@ -264,6 +297,7 @@ def run(config: ServerConfig) -> int:
     plugins = ServerPlugins.from_config(config, registry)
     engine_plugin = registry.get("engines", config.engine)
     check_port_free(config.host, config.port)
+    check_model_path(config.model_path)
     engine = engine_plugin.build(config)  # type: ignore[attr-defined]
     state = ServerState(config=config, engine=engine, plugins=plugins)
     failure: list[BaseException] = []
@@ -288,7 +322,8 @@ def run(config: ServerConfig) -> int:
     server.run()
     if failure:
         print(f"error: {failure[0]}", file=sys.stderr)
-        return 1
+        # 2: it did not start (restarting as is will not help); 1: it died serving.
+        return 2 if isinstance(failure[0], ConfigError) else 1
     return 0
 
 

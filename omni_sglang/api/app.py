@@ -24,7 +24,7 @@ from omni_sglang.api import routes_nim, routes_openai, routes_sglang
 from omni_sglang.api.errors import install_error_handlers
 from omni_sglang.api.openapi import install_openapi
 from omni_sglang.engines.base import EngineRequest
-from omni_sglang.errors import AuthenticationError, EngineDeadError
+from omni_sglang.errors import AuthenticationError, ConfigError, EngineDeadError, StartupError
 from omni_sglang.state import ServerState
 
 logger = logging.getLogger(__name__)
@@ -89,6 +89,11 @@ def create_app(
                 await start_engine(state)
             except Exception as exc:
                 logger.error("engine start-up failed: %s", exc)
+                if not isinstance(exc, ConfigError):
+                    exc = StartupError(
+                        f"the {state.config.engine} engine did not start: "
+                        f"{type(exc).__name__}: {exc}"
+                    )
                 if on_fatal is not None:
                     on_fatal(exc)
 

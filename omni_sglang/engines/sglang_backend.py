@@ -16,12 +16,14 @@ import contextlib
 import logging
 import os
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from omni_sglang.engines import sglang_hooks
+from omni_sglang.engines import sglang_hooks, sglang_startup
 from omni_sglang.engines.base import Engine, EngineOutput, EngineRequest, ModelInfo
 from omni_sglang.engines.request_checks import (
     check_sampling_keys,
@@ -167,25 +169,41 @@ class SGLangEngine(Engine):
         self._sampling_keys: frozenset[str] = frozenset()
         self.tokenizer: Any = None
 
+    def _launch(self) -> Any:
+        started = time.monotonic()
+        logger.info("sglang engine: importing SGLang (about 30 s on 2 CPU cores) ...")
+        import sglang
+
+        logger.info(
+            "sglang engine: starting SGLang's scheduler and detokenizer on %s for %s "
+            "(imports again in each process, then loads the model) ...",
+            self._device,
+            self._server_args.model_path,
+        )
+        engine = sglang.Engine(server_args=self._server_args)
+        logger.info("sglang engine: SGLang ready in %.1f s", time.monotonic() - started)
+        return engine
+
     async def start(self) -> None:
-        def _start() -> Any:
-            started = time.monotonic()
-            logger.info("sglang engine: importing SGLang (about 30 s on 2 CPU cores) ...")
-            import sglang
-
-            logger.info(
-                "sglang engine: starting SGLang's scheduler and detokenizer on %s for %s "
-                "(imports again in each process, then loads the model) ...",
-                self._device,
-                self._server_args.model_path,
+        # SGLang's processes inherit these: our hooks on, and where a failing scheduler
+        # writes its cause (see sglang_hooks, sglang_startup).
+        report = Path(tempfile.mkstemp(prefix="omni-sglang-startup-")[1])
+        os.environ[sglang_hooks.ENABLE] = "1"
+        os.environ[sglang_startup.REPORT] = str(report)
+        if threading.current_thread() is threading.main_thread():
+            # A scheduler failing to start SIGQUITs us; by default that kills us silently.
+            asyncio.get_running_loop().add_signal_handler(
+                signal.SIGQUIT, logger.error, "an SGLang process failed to start (SIGQUIT)"
             )
-            os.environ[sglang_hooks.ENABLE] = "1"  # for SGLang's processes, see the module
-            engine = sglang.Engine(server_args=self._server_args)
-            logger.info("sglang engine: SGLang ready in %.1f s", time.monotonic() - started)
-            return engine
-
-        # In a thread: loading takes minutes and /v1/health/live must answer meanwhile.
-        self._engine = await asyncio.to_thread(_start)
+        before = sglang_startup.child_pids()
+        try:
+            # In a thread: loading takes minutes and /v1/health/live must answer meanwhile.
+            self._engine = await asyncio.to_thread(self._launch)
+        except Exception as exc:
+            sglang_startup.kill_new_children(before)
+            raise sglang_startup.startup_error(exc, report) from exc
+        finally:
+            report.unlink(missing_ok=True)
         manager = self._engine.tokenizer_manager
         self.tokenizer = manager.tokenizer
         self._vocab_size = int(manager.model_config.vocab_size)

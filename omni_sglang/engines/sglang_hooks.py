@@ -2,7 +2,9 @@
 seam (entry point group ``sglang.srt.plugins``: SGLang calls ``register`` early in its
 main, scheduler and detokenizer processes, then applies the hooks registered).
 
-One hook: a custom logits processor that raises fails only the requests it raised for.
+A scheduler that fails to start reports its cause to the server (``sglang_startup``).
+
+A custom logits processor that raises fails only the requests it raised for.
 SGLang calls processors inside its scheduler's forward step, where an exception kills the
 scheduler and with it every request in flight. Here a raising processor is retried row
 by row; a row that raises again has its request aborted with a 500 that names the
@@ -22,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from omni_sglang.engines.base import processor_failed
+from omni_sglang.engines.sglang_startup import record_scheduler_failure
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +32,7 @@ logger = logging.getLogger(__name__)
 ENABLE = "OMNI_SGLANG_HOOKS"
 #: SGLang's function that runs every custom logits processor of a batch.
 TARGET = "sglang.srt.layers.sampler.apply_custom_logit_processor"
+SCHEDULER_INIT = "sglang.srt.managers.scheduler.Scheduler.__init__"
 
 
 def register() -> None:
@@ -38,6 +42,7 @@ def register() -> None:
     from sglang.srt.plugins.hook_registry import HookRegistry, HookType
 
     HookRegistry.register(TARGET, isolate_processor_faults, HookType.AROUND)
+    HookRegistry.register(SCHEDULER_INIT, record_scheduler_failure, HookType.AROUND)
 
 
 def isolate_processor_faults(
