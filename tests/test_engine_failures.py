@@ -236,3 +236,22 @@ def test_sglang_aborts_with_a_status_are_that_requests_error(
     failed = failed_in_sglang(FinishReason("abort", message="why"), status)
     assert (None if failed is None else type(failed)) is error
     assert failed is None or failed.message == "why"
+
+
+def test_a_prompt_beyond_sglangs_kv_pool_is_refused_and_the_engine_serves_on(
+    module_server_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    pool = 4096  # tokens: far below tiny-omni's 16384-token context
+    server = module_server_factory(
+        "--engine", "sglang", "--no-warmup", "--", "--max-total-tokens", str(pool)
+    )
+    url = server.url + "/v1/chat/completions"
+    long = {**LONG, "messages": [{"role": "user", "content": "Paris " * pool}], "max_tokens": 8}
+    long.pop("min_tokens")
+    refused = httpx.post(url, json=long, timeout=120)
+    assert refused.status_code == 400, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "context_length_exceeded"
+    assert "exceeds the maximum allowed length" in error["message"]
+    short = {**long, "messages": [{"role": "user", "content": "hi"}]}
+    assert httpx.post(url, json=short, timeout=120).status_code == 200

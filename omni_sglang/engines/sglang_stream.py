@@ -130,7 +130,9 @@ class StreamDeltas:
 
 
 def refusal(message: str) -> ClientError:
-    if "context length" in message:
+    # SGLang's wording for a prompt beyond the context, or beyond its KV pool when that
+    # is the smaller: "Input length (N tokens) exceeds the maximum allowed length".
+    if "context length" in message or "maximum allowed length" in message:
         return ContextLengthExceededError(message)
     return InvalidRequestError(message)
 
