@@ -40,6 +40,7 @@ bench: setup
 	$(PY) -m bench.media --out bench/results/media.json
 	$(PY) -m bench.serve --out bench/results/serve_cpu.json
 	$(PY) -m bench.soak_long --out bench/results/soak_long.json
+	$(PY) -m bench.chaos --out bench/results/chaos.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

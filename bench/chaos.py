@@ -23,6 +23,7 @@ import json
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -253,6 +254,8 @@ def main() -> int:
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    logs = Path(tempfile.mkdtemp(prefix="omni-sglang-chaos-"))
+    print(f"server logs in {logs}", flush=True)
     # The peer gets the exact SGLang command line our server runs SGLang with.
     dry_run = subprocess.run(
         [*OURS, "--dry-run", "--", *SGLANG_FLAGS], capture_output=True, text=True, check=True
@@ -266,7 +269,7 @@ def main() -> int:
             *("--", *SGLANG_FLAGS),
         ],
         ours_port,
-        out.with_suffix(".omni.log"),
+        logs / "omni-sglang.log",
     )
     peer = Supervised(
         "sglang.launch_server",
@@ -275,7 +278,7 @@ def main() -> int:
             *("--host", "127.0.0.1", "--port", str(peer_port), "--skip-server-warmup"),
         ],
         peer_port,
-        out.with_suffix(".sglang.log"),
+        logs / "sglang.log",
     )
     results = [
         asyncio.run(run_target(ours, args, "/v1/health/ready")),
