@@ -70,6 +70,7 @@ def test_server_arg_defaults_keep_what_the_user_chose() -> None:
     assert (unset.attention_backend, unset.sampling_backend) == ("torch_native", "pytorch")
     assert unset.mem_fraction_static == CPU_MEM_FRACTION_STATIC and unset.dtype == "float32"
     assert unset.disable_cuda_graph and unset.disable_overlap_schedule  # type: ignore[attr-defined]
+    assert unset.sleep_on_idle  # type: ignore[attr-defined]
     chosen = SimpleNamespace(
         dtype="bfloat16",
         attention_backend="triton",
