@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 0.0.0.0
 PORT ?= 8000
 
-.PHONY: setup serve test lint unit bench clean
+.PHONY: setup serve test lint unit bench gpu-smoke clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,11 @@ unit: setup
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 test: lint unit
+
+# The first run on a GPU: every example of the seed against the default GPU profile, a
+# table on the terminal and selftest.json to send us (docs/OPERATIONS.md).
+gpu-smoke: setup
+	$(PY) -m omni_sglang selftest --json selftest.json -- --config configs/nemotron-3-nano-omni.toml $(ARGS)
 
 bench: setup
 	$(PY) -m bench.engine_throughput --out bench/results/engine_throughput.json

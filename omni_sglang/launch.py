@@ -328,7 +328,12 @@ def run(config: ServerConfig) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args, passthrough = parse_cli(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["selftest"]:  # `omni-sglang selftest ...`: its own command line
+        from omni_sglang.selftest.cli import main as selftest
+
+        return selftest(argv[1:])
+    args, passthrough = parse_cli(argv)
     try:
         if args.list_plugins:
             print(list_plugins())

@@ -81,7 +81,8 @@ async def metadata(request: Request) -> Response:
             "modelInfo": [
                 {
                     "shortName": name,
-                    "modelUrl": state.config.model_path or "builtin:tiny-nemotron-h",
+                    "modelUrl": state.config.model_path
+                    or f"builtin:{state.config.tiny_model_name}",
                 }
                 for name in state.model_names
             ],
