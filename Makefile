@@ -35,8 +35,10 @@ unit: setup
 test: lint unit
 
 # The first run on a GPU: every example of the seed against the default GPU profile, a
-# table on the terminal and selftest.json to send us (docs/OPERATIONS.md).
+# table on the terminal and selftest.json to send us (docs/OPERATIONS.md). espeak-ng
+# speaks the digit of an answer check.
 gpu-smoke: setup
+	@command -v espeak-ng >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null; } || echo "no espeak-ng: the spoken-digit check will be skipped"
 	$(PY) -m omni_sglang selftest --json selftest.json -- --config configs/nemotron-3-nano-omni.toml $(ARGS)
 
 bench: setup

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -85,3 +86,27 @@ def test_a_failing_check_fails_the_run_and_keeps_secrets_out(tmp_path: Path) -> 
     assert statuses(report) == {"health and metadata": "pass", "tool calls": "fail"}, output
     assert code == 1 and not report["passed"]
     assert key not in (tmp_path / "report.json").read_text()
+
+
+def test_answer_checks_judge_the_answer(tmp_path: Path, tiny_server: Server) -> None:
+    """Forced on, the answer checks run and fail on the random model: they judge what it
+    says (the spoken digit needs espeak-ng to make its sample; without it, a skip naming
+    it), after the server took the request."""
+    code, report, output = selftest(
+        tmp_path, "--url", tiny_server.url, "--only", "answer", "--real-model", "yes"
+    )
+    spoken = "fail" if shutil.which("espeak-ng") else "skip"
+    assert statuses(report) == {
+        "health and metadata": "pass",
+        "answer: image colour": "fail",
+        "answer: arithmetic": "fail",
+        "answer: spoken digit": spoken,
+    }, output
+    for check in report["checks"][1:]:
+        assert check["real_model"]
+        assert (
+            (", answered " in check["detail"])
+            if check["status"] == "fail"
+            else ("espeak-ng" in check["detail"])
+        )
+    assert code == 1

@@ -27,3 +27,12 @@ def arithmetic(ctx: Context, metrics: dict[str, Any]) -> str:
     metrics.update(answer=said)
     expect("42" in said, f"17 + 25, answered {said!r}")
     return f"answered {said.strip()!r}"
+
+
+def spoken_digit(ctx: Context, metrics: dict[str, Any]) -> str:
+    said = _answer(
+        ctx, "Which number is spoken? Answer with the digit only.", ctx.part("seven.wav")
+    )
+    metrics.update(answer=said)
+    expect("7" in said or "seven" in said.lower(), f"'seven' spoken, answered {said!r}")
+    return f"answered {said.strip()!r}"

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import base64
 import io
+import shutil
+import subprocess
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from omni_sglang.media import synth
@@ -29,9 +33,24 @@ SAMPLES: dict[str, tuple[str, str, Any]] = {
     "audio.wav": ("audio_url", "audio/wav", lambda: synth.wav_bytes(2.0)),
     "audio.mp3": ("audio_url", "audio/mpeg", lambda: synth.audio_bytes("mp3", 2.0)),
     "audio.flac": ("audio_url", "audio/flac", lambda: synth.audio_bytes("flac", 2.0)),
+    "seven.wav": ("audio_url", "audio/wav", lambda: spoken_wav("seven")),
 }
-#: Made with the ffmpeg command line (the rest with Pillow and soundfile).
-NEEDS_FFMPEG = {"video.mp4", "silent.mp4", "audio.mp3", "audio.flac"}
+#: Samples made with a command-line tool (the rest with Pillow and soundfile) -> the tool.
+NEEDS_TOOL = {
+    "video.mp4": "ffmpeg",
+    "silent.mp4": "ffmpeg",
+    "audio.mp3": "ffmpeg",
+    "audio.flac": "ffmpeg",
+    "seven.wav": "espeak-ng",
+}
+
+
+def spoken_wav(text: str) -> bytes:
+    """``text`` spoken by espeak-ng (a formant synthesizer: robotic, but clear)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "speech.wav"
+        subprocess.run(["espeak-ng", "-w", str(path), text], check=True, capture_output=True)
+        return path.read_bytes()
 
 
 def solid_png(rgb: tuple[int, int, int], size: tuple[int, int] = (256, 256)) -> bytes:
@@ -57,8 +76,9 @@ class Context:
     def data(self, name: str) -> bytes:
         """The sample's bytes, made on first use."""
         if name not in self.made:
-            if name in NEEDS_FFMPEG and not synth.have_ffmpeg():
-                raise CheckSkipped(f"{name} is made with the ffmpeg command line: install ffmpeg")
+            tool = NEEDS_TOOL.get(name)
+            if tool and shutil.which(tool) is None:
+                raise CheckSkipped(f"{name} is made with {tool}: install it (apt install {tool})")
             self.made[name] = SAMPLES[name][2]()
         return self.made[name]
 

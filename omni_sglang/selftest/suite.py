@@ -36,4 +36,5 @@ CHECKS: dict[str, Check] = {
 ANSWER_CHECKS: dict[str, Check] = {
     "answer: image colour": answers.image_colour,
     "answer: arithmetic": answers.arithmetic,
+    "answer: spoken digit": answers.spoken_digit,
 }
