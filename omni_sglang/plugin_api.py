@@ -146,8 +146,9 @@ class ToolParserPlugin(Plugin):
     def constraint(
         self, tools: Sequence[Mapping[str, Any]], *, function: str | None, parallel: bool
     ) -> dict[str, str] | None:
-        """SGLang sampling params (``{"ebnf": ...}``) that force a call in the model's
-        format: to ``function`` if named, else to any of ``tools``. None: cannot force."""
+        """SGLang sampling params (``{"structural_tag": ...}`` or ``{"ebnf": ...}``) that
+        force a call in the model's format: to ``function`` if named, else to any of
+        ``tools``. None: cannot force."""
         return None
 
 

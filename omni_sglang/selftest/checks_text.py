@@ -18,17 +18,22 @@ SYSTEM_AND_USER = [
 THINK_MARKERS = ("<think>", "</think>")
 #: Room for a grammar-forced call after capped reasoning (a random model writes long digits).
 TOOL_MAX_TOKENS = 400
-#: Integer parameters: the tool grammar bounds them on any model. (Strings, enums and
-#: maxLength are not yet held to the schema by the grammar: issue 13.)
-ADD_TOOL = {
+#: A schema the call grammar must hold on any model: an enum, integer bounds, a pattern.
+#: (A bare maxLength is not held where byte tokens form invalid UTF-8: issue 13.)
+WEATHER_TOOL = {
     "type": "function",
     "function": {
-        "name": "add",
-        "description": "Add two integers",
+        "name": "get_weather",
+        "description": "The weather forecast for a city",
         "parameters": {
             "type": "object",
-            "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
-            "required": ["a", "b"],
+            "properties": {
+                "city": {"type": "string", "pattern": "^[A-Za-z ]{1,24}$"},
+                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+                "days": {"type": "integer", "minimum": 1, "maximum": 7},
+            },
+            "required": ["city", "unit", "days"],
+            "additionalProperties": False,
         },
     },
 }
@@ -130,17 +135,22 @@ def _valid_call(call: dict[str, Any]) -> dict[str, Any]:
     import jsonschema
 
     function = call["function"]
-    expect(function["name"] == "add", f"called {function['name']!r}")
+    expect(function["name"] == "get_weather", f"called {function['name']!r}")
     args = json.loads(function["arguments"])
     try:
-        jsonschema.validate(args, ADD_TOOL["function"]["parameters"])  # type: ignore[index]
+        jsonschema.validate(args, WEATHER_TOOL["function"]["parameters"])  # type: ignore[index]
     except jsonschema.ValidationError as exc:
         raise CheckFailed(f"arguments {args} break the schema: {exc.message}") from exc
     return dict(args)
 
 
 def tool_calls(ctx: Context, metrics: dict[str, Any]) -> str:
-    question = [{"role": "user", "content": "What is 2 + 3? Use the tool."}]
+    question = [
+        {
+            "role": "user",
+            "content": "What will the weather be in Paris for the next 3 days, in celsius?",
+        }
+    ]
     calls = {}
     # "required" without thinking; the named call after a short, capped reasoning (the
     # grammar waits for the reasoning's end).
@@ -148,11 +158,11 @@ def tool_calls(ctx: Context, metrics: dict[str, Any]) -> str:
         "required": {"chat_template_kwargs": {"enable_thinking": False}},
         "named": {"thinking_token_budget": 32},
     }
-    named = {"type": "function", "function": {"name": "add"}}
+    named = {"type": "function", "function": {"name": "get_weather"}}
     for label, fields in forced.items():
         answer = ctx.client.chat(
             messages=question,
-            tools=[ADD_TOOL],
+            tools=[WEATHER_TOOL],
             tool_choice="required" if label == "required" else named,
             max_tokens=TOOL_MAX_TOKENS,
             parallel_tool_calls=False,  # one call, then the grammar ends the answer
@@ -166,7 +176,7 @@ def tool_calls(ctx: Context, metrics: dict[str, Any]) -> str:
         expect(len(first["message"].get("tool_calls") or []) == 1, f"{label}: not one call")
         calls[label] = _valid_call(first["message"]["tool_calls"][0])
     auto = ctx.client.chat(
-        messages=question, tools=[ADD_TOOL], max_tokens=TOOL_MAX_TOKENS, temperature=0.0
+        messages=question, tools=[WEATHER_TOOL], max_tokens=TOOL_MAX_TOKENS, temperature=0.0
     )
     for call in auto["choices"][0]["message"].get("tool_calls") or []:
         _valid_call(call)

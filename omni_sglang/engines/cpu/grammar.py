@@ -1,8 +1,9 @@
 """Constrained decoding in the CPU engine with xgrammar, the library SGLang uses.
 
-SGLang's ``sampling_params`` keys ``json_schema``, ``regex`` and ``ebnf`` mean the same
-here as in SGLang's scheduler: the token mask is applied with the penalties, before the
-custom logits processor. SGLang's reasoning gate is honoured too: when ``custom_params``
+SGLang's ``sampling_params`` keys ``json_schema``, ``regex``, ``ebnf`` and
+``structural_tag`` (xgrammar's structural-tag JSON) mean the same here as in SGLang's
+scheduler: the token mask is applied with the penalties, before the custom logits
+processor. SGLang's reasoning gate is honoured too: when ``custom_params``
 carries ``__sglang_reasoning_end_token_ids``, the grammar only starts once the output
 has closed its reasoning with those tokens (so a model may think freely, then answer
 in the constrained format).
@@ -21,12 +22,12 @@ from omni_sglang.engines.base import REASONING_END_KEY
 from omni_sglang.errors import InvalidRequestError
 
 __all__ = ["REASONING_END_KEY", "GrammarCompiler", "GrammarSpec", "grammar_spec"]
-GRAMMAR_KEYS = ("json_schema", "regex", "ebnf")
+GRAMMAR_KEYS = ("json_schema", "regex", "ebnf", "structural_tag")
 
 
 @dataclass(frozen=True)
 class GrammarSpec:
-    kind: str  # "json_schema" | "regex" | "ebnf"
+    kind: str  # one of GRAMMAR_KEYS
     source: str
 
 
@@ -70,6 +71,8 @@ class GrammarCompiler:
                 compiled = self._compiler.compile_json_schema(spec.source, any_whitespace=False)
             elif spec.kind == "regex":
                 compiled = self._compiler.compile_regex(spec.source)
+            elif spec.kind == "structural_tag":
+                compiled = self._compiler.compile_structural_tag(spec.source)
             else:
                 compiled = self._compiler.compile_grammar(spec.source)
         except Exception as exc:  # xgrammar raises RuntimeError/ValueError with its reason

@@ -42,10 +42,11 @@ SUPPORTED_KEYS = {
     "json_schema",
     "regex",
     "ebnf",
+    "structural_tag",
 }
 #: SGLang keys this engine does not implement; a request that sets one is refused
 #: rather than silently left unconstrained.
-CONSTRAINT_KEYS = {"structural_tag", "stop_regex"}
+CONSTRAINT_KEYS = {"stop_regex"}
 #: SGLang keys with no CPU implementation (beam search, watermarking).
 UNIMPLEMENTED_KEYS = {"beam_width", "watermark"}
 _GREEDY_EPS = 1e-6

@@ -61,9 +61,10 @@ class Qwen3CoderToolPlugin(ToolParserPlugin):
     def constraint(
         self, tools: Sequence[Mapping[str, Any]], *, function: str | None, parallel: bool
     ) -> dict[str, str] | None:
-        from omni_sglang_nemotron.tool_grammar import tool_call_ebnf
+        from omni_sglang_nemotron.tool_grammar import tool_call_structural_tag
 
-        return {"ebnf": tool_call_ebnf(tools, function=function, parallel=parallel)}
+        tag = tool_call_structural_tag(tools, function=function, parallel=parallel)
+        return {"structural_tag": tag}
 
 
 class NemotronThinkingBudgetPlugin(LogitProcessorPlugin):

@@ -1,68 +1,41 @@
-"""An EBNF grammar (xgrammar / SGLang ``ebnf``) that admits only well-formed tool calls in
-Nemotron's qwen3-coder format, for ``tool_choice`` "required" or a named function.
+"""The constraint that forces a tool call in Nemotron's qwen3-coder XML format, for
+``tool_choice`` "required" or a named function: xgrammar's own structural tag for this
+format (``get_model_structural_tag("qwen_3_coder", ...)``, the library SGLang's grammar
+backend is), so every parameter is held to its JSON schema (enum, const, bounds, lengths,
+patterns, nested objects and arrays, required and additional properties), not only the
+frame. The same ``structural_tag`` sampling parameter goes to SGLang and to the cpu
+engine, which compile it with the same xgrammar.
 
-Required parameters come first in schema order, then optional ones in any order; values
-follow their JSON-schema type (strings: any text without '<', so the closing tag is
-unambiguous).
+The reasoning is not part of the tag: the server's reasoning gate
+(``__sglang_reasoning_end_token_ids``) starts the constraint after ``</think>``.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-_VALUES = {
-    "integer": 'value_integer ::= "-"? [0-9]+',
-    "number": 'value_number ::= "-"? [0-9]+ ("." [0-9]+)? ([eE] [-+]? [0-9]+)?',
-    "boolean": 'value_boolean ::= "true" | "false"',
-    "null": 'value_null ::= "null"',
-    "string": "value_string ::= [^<]*",
-}
+#: At most one whitespace character around each value. Unbounded, a random model (and
+#: at times a real one) can spend max_tokens on newlines inside a forced call; one is
+#: the chat template's own ``<parameter=NAME>\nVALUE\n</parameter>`` layout, and the
+#: parser strips exactly that one (tool_parser.py).
+MAX_WHITESPACE = 1
 
 
-def _lit(text: str) -> str:
-    return json.dumps(text)  # EBNF string literals take JSON's escapes
-
-
-def _value_rule(schema: Mapping[str, Any]) -> str:
-    kind = schema.get("type")
-    return f"value_{kind}" if isinstance(kind, str) and kind in _VALUES else "value_string"
-
-
-def tool_call_ebnf(
+def tool_call_structural_tag(
     tools: Sequence[Mapping[str, Any]], *, function: str | None, parallel: bool
 ) -> str:
-    rules: list[str] = []
-    functions: list[str] = []
-    for i, tool in enumerate(tools):
-        fn = tool.get("function", tool)
-        if function is not None and fn["name"] != function:
-            continue
-        params = (fn.get("parameters") or {}).get("properties") or {}
-        required = [p for p in (fn.get("parameters") or {}).get("required") or [] if p in params]
-        optional = [p for p in params if p not in required]
-        parts = []
-        for j, name in enumerate(list(required) + optional):
-            rule = f"p{i}_{j}"
-            rules.append(
-                f"{rule} ::= {_lit(f'<parameter={name}>' + chr(10))} "
-                f"{_value_rule(params[name])} {_lit(chr(10) + '</parameter>' + chr(10))}"
-            )
-            parts.append(rule)
-        body = " ".join(parts[: len(required)])
-        if optional:
-            rules.append(f"opt{i} ::= " + " | ".join(parts[len(required) :]))
-            body += f" opt{i}*"
-        rules.append(
-            f"f{i} ::= {_lit('<function=' + fn['name'] + '>' + chr(10))} {body} "
-            f"{_lit('</function>' + chr(10))}"
-        )
-        functions.append(f"f{i}")
-    if not functions:
-        raise ValueError(f"no tool named {function!r}")
-    call = (
-        f"call ::= {_lit('<tool_call>' + chr(10))} ({' | '.join(functions)}) {_lit('</tool_call>')}"
+    """The structural tag's JSON: a call to ``function`` (exactly one), or to any of
+    ``tools`` (at least one; only one unless ``parallel``)."""
+    import xgrammar as xgr
+
+    choice: Any = {"type": "function", "function": {"name": function}} if function else "required"
+    tag = xgr.get_model_structural_tag(
+        "qwen_3_coder",
+        tools=[dict(tool) for tool in tools],
+        tool_choice=choice,
+        reasoning="disabled",
+        parallel_tool_calls=parallel,
+        max_whitespace_cnt=MAX_WHITESPACE,
     )
-    root = 'root ::= call ("\\n" call)*' if parallel and function is None else "root ::= call"
-    return "\n".join([root, call, *rules, *_VALUES.values()])
+    return str(tag.model_dump_json())

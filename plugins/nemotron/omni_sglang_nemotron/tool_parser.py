@@ -35,7 +35,9 @@ from omni_sglang.plugin_api import (
 CALL_START, CALL_END = "<tool_call>", "</tool_call>"
 FUNC_END, PARAM_END = "</function>", "</parameter>"
 _FUNC = re.compile(r"\s*<function=([^>\n]*)>\n?")
-_PARAM = re.compile(r"\s*<parameter=([^>\n]*)>\n?")
+# One whitespace character around a value is layout, not value: the template writes a
+# newline there, and the call grammar (tool_grammar.py) admits at most one of any kind.
+_PARAM = re.compile(r"\s*<parameter=([^>\n]*)>[ \t\r\n]?")
 
 
 def _partial_suffix(text: str, tag: str) -> int:
@@ -79,7 +81,10 @@ def convert_value(raw: str, schema: Mapping[str, Any] | None) -> Any:
             return None
         if kind in ("object", "array"):
             try:
-                parsed = json.loads(value)
+                # strict=False: a raw control character inside a string is what the
+                # grammar's JSON admits (and what models write); json.dumps escapes it
+                # again in the arguments the client gets.
+                parsed = json.loads(value, strict=False)
             except ValueError:
                 continue
             if isinstance(parsed, dict if kind == "object" else list):
@@ -223,7 +228,7 @@ class Qwen3CoderToolParser(ToolParser):
             return False
         end = min(ends) if ends else len(self._buf)
         raw = self._buf[:end]
-        if raw.endswith("\n"):
+        if raw[-1:] in (" ", "\t", "\r", "\n"):
             raw = raw[:-1]
         skip = len(PARAM_END) if self._buf.startswith(PARAM_END, end) else 0
         self._buf = self._buf[end + skip :]
