@@ -132,7 +132,7 @@ async def _stream_once(client: httpx.AsyncClient, url: str, body: dict[str, Any]
                 errored, done = False, False
                 async for line in response.aiter_lines():
                     errored = errored or line.startswith('data: {"error"')
-                    done = line == "data: [DONE]"
+                    done = done or line == "data: [DONE]"  # a blank line follows it
                 attempt.completed = done and not errored
     except httpx.HTTPError:
         pass
