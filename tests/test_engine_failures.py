@@ -222,6 +222,37 @@ def test_a_processor_that_does_not_load_is_refused(engine_server: Server) -> Non
 
 
 @pytest.mark.parametrize(
+    "params",
+    [
+        {"regex": "a++("},
+        {"json_schema": '{"type": "object", "properties": {"a": {"$ref": "#/nope"}}}'},
+    ],
+    ids=["regex", "json_schema"],
+)
+def test_a_grammar_that_does_not_compile_fails_only_its_request(
+    engine_server: Server, params: dict[str, str]
+) -> None:
+    """Sent beside requests in flight: the bad grammar is that request's 400 (SGLang
+    compiles it in the scheduler), the others finish, the engine serves on."""
+    url = engine_server.url + "/generate"
+    good = {"text": "hi", "sampling_params": {"max_new_tokens": 16, "min_new_tokens": 16}}
+
+    async def run() -> tuple[httpx.Response, list[httpx.Response]]:
+        async with httpx.AsyncClient(timeout=120) as client:
+            others = [asyncio.create_task(client.post(url, json=good)) for _ in range(4)]
+            bad = {"text": "hi", "sampling_params": {"max_new_tokens": 4, **params}}
+            refused = await client.post(url, json=bad)
+            return refused, list(await asyncio.gather(*others))
+
+    refused, others = asyncio.run(run())
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["message"]
+    assert [r.status_code for r in others] == [200] * 4
+    assert all(r.json()["meta_info"]["completion_tokens"] == 16 for r in others)
+    assert httpx.get(engine_server.url + "/health", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize(
     ("status", "error"),
     [
         (400, InvalidRequestError),  # a grammar that does not compile
