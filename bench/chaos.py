@@ -33,6 +33,7 @@ import httpx
 import psutil
 
 from bench.chaos_plot import plot
+from omni_sglang.launch import free_local_port
 
 #: SGLang's KV pool for both servers: small, the same.
 SGLANG_FLAGS = ["--max-total-tokens", "65536"]
@@ -59,12 +60,7 @@ class Kill:
     orphans: int = 0
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+_free_port = free_local_port
 
 
 class Supervised:

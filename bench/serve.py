@@ -25,7 +25,6 @@ import contextlib
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import time
@@ -45,6 +44,7 @@ from bench.serve_client import (
     summarize,
 )
 from bench.serve_plot import plot
+from omni_sglang.launch import free_local_port
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -81,10 +81,7 @@ def _switches(text: str) -> list[bool]:
 # -- our server, when no --base-url is given --------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+_free_port = free_local_port
 
 
 @contextlib.contextmanager

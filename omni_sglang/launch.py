@@ -210,6 +210,13 @@ def default_engine(config: ServerConfig) -> str:
     return "sglang" if torch.cuda.is_available() else "cpu"
 
 
+def free_local_port() -> int:
+    """A port on 127.0.0.1 nothing listens on now (for servers this package starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def check_port_free(host: str, port: int) -> None:
     if port == 0:
         return

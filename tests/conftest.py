@@ -6,7 +6,6 @@ import contextlib
 import faulthandler
 import gc
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from omni_sglang.launch import free_local_port
 from omni_sglang.tiny.model import ensure_tiny_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,10 +50,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+free_port = free_local_port
 
 
 class Server:

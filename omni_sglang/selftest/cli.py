@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from omni_sglang.launch import free_local_port
 from omni_sglang.selftest import report
 from omni_sglang.selftest.client import Client
 from omni_sglang.selftest.context import Context
@@ -57,17 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def started_server(launch_args: Sequence[str]) -> Iterator[str]:
     """``python -m omni_sglang.launch`` on a free local port, until ready; stopped after.
     Private media hosts are allowed so media by URL from this machine can be checked."""
-    port = _free_port()
+    port = free_local_port()
     url = f"http://127.0.0.1:{port}"
     log = tempfile.NamedTemporaryFile(prefix="omni-sglang-selftest-", suffix=".log", delete=False)  # noqa: SIM115
     command = [
