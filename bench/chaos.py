@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,13 +32,13 @@ import httpx
 import psutil
 
 from bench.chaos_plot import plot
+from bench.servers import OURS as OURS_LAUNCH
+from bench.servers import Supervised, sglang_argv
 from omni_sglang.launch import free_local_port
 
 #: SGLang's KV pool for both servers: small, the same.
 SGLANG_FLAGS = ["--max-total-tokens", "65536"]
-OURS = [sys.executable, "-m", "omni_sglang.launch", "--engine", "sglang"]
-READY_TIMEOUT_S = 600
-EXIT_TIMEOUT_S = 120
+OURS = [*OURS_LAUNCH, "--engine", "sglang"]
 
 
 @dataclass
@@ -61,62 +60,6 @@ class Kill:
 
 
 _free_port = free_local_port
-
-
-class Supervised:
-    """One server under the restart loop."""
-
-    def __init__(self, name: str, argv: list[str], port: int, log: Path):
-        self.name, self.argv, self.port, self.log = name, argv, port, log
-        self.url = f"http://127.0.0.1:{port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def spawn(self) -> float:
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT)
-        return time.monotonic()
-
-    async def wait_ready(self, path: str) -> float:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        async with httpx.AsyncClient(timeout=2) as client:
-            while time.monotonic() < deadline:
-                assert self.proc is not None and self.proc.poll() is None, f"{self.name} exited"
-                try:
-                    if (await client.get(self.url + path)).status_code == 200:
-                        return time.monotonic()
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.2)
-        raise TimeoutError(f"{self.name} not ready in {READY_TIMEOUT_S} s; see {self.log}")
-
-    def children(self) -> list[psutil.Process]:
-        assert self.proc is not None
-        return psutil.Process(self.proc.pid).children(recursive=True)
-
-    def scheduler(self) -> psutil.Process:
-        for child in self.children():
-            if "sglang::scheduler" in " ".join(child.cmdline()):
-                return child
-        raise RuntimeError(f"{self.name}: no sglang::scheduler process")
-
-    async def wait_exit(self) -> tuple[float | None, int | None]:
-        assert self.proc is not None
-        deadline = time.monotonic() + EXIT_TIMEOUT_S
-        while self.proc.poll() is None:
-            if time.monotonic() > deadline:  # a hung server: the supervisor's SIGKILL
-                self.proc.kill()
-                self.proc.wait()
-                return None, None
-            await asyncio.sleep(0.05)
-        return time.monotonic(), self.proc.returncode
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
 
 
 async def _stream_once(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> Attempt:
@@ -145,10 +88,10 @@ async def _client(url: str, body: dict[str, Any], stop: asyncio.Event, log: list
                 await asyncio.sleep(0.2)  # refused: the server is down or full; retry
 
 
-async def run_target(server: Supervised, args: argparse.Namespace, ready_path: str) -> dict:
+async def run_target(server: Supervised, args: argparse.Namespace) -> dict:
     print(f"[{server.name}] starting ...", flush=True)
     server.spawn()
-    await server.wait_ready(ready_path)
+    await server.wait_ready()
     models = httpx.get(server.url + "/v1/models", timeout=10).json()["data"]
     body = {
         "model": models[0]["id"],
@@ -177,7 +120,7 @@ async def run_target(server: Supervised, args: argparse.Namespace, ready_path: s
             for process in alive:  # the supervisor's clean-up, so the next start fits
                 process.kill()
             kill.restarted_at = server.spawn()
-            kill.ready_at = await server.wait_ready(ready_path)
+            kill.ready_at = await server.wait_ready()
             kills.append(kill)
             print(f"[{server.name}] kill {number + 1}/{args.kills}: {asdict(kill)}", flush=True)
         await asyncio.sleep(args.interval)  # the last restart serves again
@@ -253,10 +196,7 @@ def main() -> int:
     logs = Path(tempfile.mkdtemp(prefix="omni-sglang-chaos-"))
     print(f"server logs in {logs}", flush=True)
     # The peer gets the exact SGLang command line our server runs SGLang with.
-    dry_run = subprocess.run(
-        [*OURS, "--dry-run", "--", *SGLANG_FLAGS], capture_output=True, text=True, check=True
-    )
-    sglang_argv = json.loads(dry_run.stdout)["sglang_argv"]
+    peer_argv = sglang_argv(["--engine", "sglang"], SGLANG_FLAGS)
     ours_port, peer_port = _free_port(), _free_port()
     ours = Supervised(
         "omni-sglang",
@@ -266,23 +206,25 @@ def main() -> int:
         ],
         ours_port,
         logs / "omni-sglang.log",
+        "/v1/health/ready",
     )
     peer = Supervised(
         "sglang.launch_server",
         [
-            *(sys.executable, "-m", "sglang.launch_server", *sglang_argv),
+            *(sys.executable, "-m", "sglang.launch_server", *peer_argv),
             *("--host", "127.0.0.1", "--port", str(peer_port), "--skip-server-warmup"),
         ],
         peer_port,
         logs / "sglang.log",
+        "/health",
     )
     results = [
-        asyncio.run(run_target(ours, args, "/v1/health/ready")),
-        asyncio.run(run_target(peer, args, "/health")),
+        asyncio.run(run_target(ours, args)),
+        asyncio.run(run_target(peer, args)),
     ]
     report = {
         "benchmark": "chaos",
-        "sglang_argv": sglang_argv,
+        "sglang_argv": peer_argv,
         "kills": args.kills,
         "interval_s": args.interval,
         "concurrency": args.concurrency,

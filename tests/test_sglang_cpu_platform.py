@@ -56,7 +56,11 @@ def test_the_installed_sglang_is_the_one_the_plugin_was_written_for() -> None:
 
 
 def test_server_arg_defaults_keep_what_the_user_chose() -> None:
-    from omni_sglang_cpu.platform import CPU_MEM_FRACTION_STATIC, CpuNativePlatform
+    from omni_sglang_cpu.platform import (
+        CPU_MAX_MAMBA_CACHE_SIZE,
+        CPU_MEM_FRACTION_STATIC,
+        CpuNativePlatform,
+    )
 
     unset = SimpleNamespace(
         dtype="auto",
@@ -65,12 +69,14 @@ def test_server_arg_defaults_keep_what_the_user_chose() -> None:
         mm_attention_backend=None,
         mem_fraction_static=None,
         max_total_tokens=None,
+        max_mamba_cache_size=None,
     )
     CpuNativePlatform().apply_server_args_defaults(unset)
     assert (unset.attention_backend, unset.sampling_backend) == ("torch_native", "pytorch")
     assert unset.mem_fraction_static == CPU_MEM_FRACTION_STATIC and unset.dtype == "float32"
     assert unset.disable_cuda_graph and unset.disable_overlap_schedule  # type: ignore[attr-defined]
     assert unset.sleep_on_idle  # type: ignore[attr-defined]
+    assert unset.max_mamba_cache_size == CPU_MAX_MAMBA_CACHE_SIZE
     chosen = SimpleNamespace(
         dtype="bfloat16",
         attention_backend="triton",
@@ -78,11 +84,13 @@ def test_server_arg_defaults_keep_what_the_user_chose() -> None:
         mm_attention_backend="fa3",
         mem_fraction_static=None,
         max_total_tokens=4096,
+        max_mamba_cache_size=64,
     )
     CpuNativePlatform().apply_server_args_defaults(chosen)
     assert (chosen.attention_backend, chosen.sampling_backend) == ("triton", "flashinfer")
     assert chosen.dtype == "bfloat16"
     assert chosen.mem_fraction_static is None  # a KV size was given: no fraction imposed
+    assert chosen.max_mamba_cache_size == 64
 
 
 def test_mm_with_out_dtype_runs_on_the_cpu() -> None:

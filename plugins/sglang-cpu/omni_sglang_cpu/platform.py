@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 
 #: Share of the machine's RAM SGLang may plan for weights + KV pool when not told.
 CPU_MEM_FRACTION_STATIC = 0.1
+#: Mamba state slots (running requests plus cached prefixes) when not told: SGLang sizes
+#: the pool from the memory left after the KV pool, which on a CPU is the machine's RAM.
+CPU_MAX_MAMBA_CACHE_SIZE = 2048
 
 
 class CpuNativePlatform(CpuDeviceMixin, SRTPlatform):
@@ -51,6 +54,12 @@ class CpuNativePlatform(CpuDeviceMixin, SRTPlatform):
             # A GPU's memory is SGLang's alone; a CPU's is the machine's RAM, shared with
             # the other processes (SGLang's default would take most of it for the KV pool).
             server_args.mem_fraction_static = CPU_MEM_FRACTION_STATIC
+        if server_args.max_mamba_cache_size is None:
+            # Measured with the tiny Nemotron-H and --max-total-tokens 16384: SGLang's own
+            # sizing gave 671005 slots, 5.8 GB allocated (and zeroed) in 22 s at every
+            # start-up, for a machine that runs tens of requests at once. A hybrid model
+            # that does not fit in this many slots' worth of RAM still gets SGLang's error.
+            server_args.max_mamba_cache_size = CPU_MAX_MAMBA_CACHE_SIZE
         server_args.disable_cuda_graph = True
         # The overlap scheduler hides GPU kernel time behind CPU work; on a CPU there is
         # nothing to hide, and hybrid models' no_buffer Mamba cache requires it off.
