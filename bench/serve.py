@@ -1,20 +1,19 @@
-"""Serving benchmark: an async load generator for this server or any OpenAI-compatible
-one (SGLang's ``launch_server``, vLLM, NIM), and the server's overhead over its engine.
+"""Side by side, in one run: SGLang's own load generator (``python -m sglang.bench_serving``,
+unchanged) against SGLang's own server (``python -m sglang.launch_server``), this server on
+the sglang engine and this server on the cpu engine: the same tiny Nemotron-H model, and
+for the two SGLang runtimes the same SGLang flags (ours ``--dry-run`` prints them).
 
-A sweep runs every (workload, reasoning on/off, streaming, concurrency) cell: a closed
-loop of ``--requests`` requests (at least 2 x concurrency) keeping ``concurrency`` in
-flight, each generating exactly ``--max-tokens`` tokens (``ignore_eos``). Reported per
-cell: TTFT, inter-token latency, TPOT and end-to-end latency (mean/p50/p90/p99 ms),
-request and token throughput, errors. Output: JSON plus one PNG per sweep.
+    python -m bench.serve                      # ~20 min on 2 cores: bench/results/serve.{json,png}
+    python -m bench.serve --rounds 1 --concurrency 1 --backends sglang-oai-chat
 
-Overhead: with no ``--base-url`` the benchmark starts our server itself (tiny model, CPU
-engine, 127.0.0.1, a free port), runs the sweep, then the same text requests through
-HTTP and to the same CPU engine run in-process (same token ids, same sampling),
-alternating, at the ``--overhead-concurrency`` levels, and reports HTTP / engine ratios.
-
-    python -m bench.serve                                   # ours, CPU, ~4 min
-    python -m bench.serve --base-url http://127.0.0.1:30000 --model nvidia/... \
-        --out bench/results/serve_sglang.json               # a peer, same workloads
+Every cell (bench_serving backend x concurrency) runs on each server in turn, ``--rounds``
+times, so load from elsewhere on the shared cores hits all servers alike; all servers are
+up at once (idle ones sleep). Backends: ``sglang-oai-chat`` (``/v1/chat/completions``) and
+``sglang`` (native ``/generate``); dataset ``random-ids`` (token ids from the model's
+tokenizer, no hub download), fixed input and output lengths, ``ignore_eos``. Per cell the
+figures are bench_serving's own (throughput, TTFT, ITL, TPOT, end-to-end), the mean over
+rounds, and each server's ratios to ``sglang.launch_server``. Our media and reasoning
+workload mix and the overhead over the in-process engine are ``bench/serve_mix.py``.
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,255 +35,176 @@ from typing import Any
 import httpx
 from tqdm import tqdm
 
-from bench.serve_client import (
-    WORKLOADS,
-    Target,
-    chat_body,
-    messages_for,
-    run_cell,
-    summarize,
-)
 from bench.serve_plot import plot
+from bench.servers import OURS, Supervised, sglang_argv
 from omni_sglang.launch import free_local_port
+
+#: SGLang's pool for both SGLang runtimes, small enough for three servers in 24 GiB.
+SGLANG_FLAGS = ["--max-total-tokens", "16384", "--max-running-requests", "32"]
+MODEL = ["--model", "tiny"]
+#: bench_serving's figures kept per run (its JSON has more; the raw lines are kept too).
+METRICS = (
+    *("completed", "duration", "request_throughput", "output_throughput"),
+    *("mean_ttft_ms", "median_ttft_ms", "p99_ttft_ms"),
+    *("mean_itl_ms", "median_itl_ms", "p99_itl_ms"),
+    *("median_tpot_ms", "median_e2e_latency_ms"),
+)
+PEER = "sglang.launch_server"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--base-url", help="a running server; unset: start ours (tiny, CPU)")
-    p.add_argument("--model", default="tiny-nemotron-h", help="model name to request")
-    p.add_argument("--api-key", default=os.environ.get("OPENAI_API_KEY"))
-    p.add_argument("--workloads", default=",".join(WORKLOADS), help="comma list")
-    p.add_argument("--reasoning", default="on,off", help="on, off or on,off")
-    p.add_argument("--stream", default="on", help="on, off or on,off")
-    p.add_argument("--concurrency", default="1,4,16", help="comma list of levels")
-    p.add_argument("--requests", type=int, default=8, help="per cell (at least 2 x level)")
-    p.add_argument("--max-tokens", type=int, default=32)
-    p.add_argument("--temperature", type=float, default=0.6)
-    p.add_argument("--top-p", type=float, default=0.95)
-    p.add_argument("--no-ignore-eos", action="store_true", help="for servers without it")
-    p.add_argument("--overhead-concurrency", default="1,16", help="'' skips the baseline")
-    p.add_argument("--overhead-requests", type=int, default=32, help="per side and cell")
-    p.add_argument("--overhead-rounds", type=int, default=4, help="HTTP/engine alternations")
-    p.add_argument("--out", default="bench/results/serve_cpu.json")
-    p.add_argument("--plot", help="PNG path (default: --out with .png)")
-    p.add_argument("--server-arg", action="append", default=[], help="extra launch flag")
+    p.add_argument("--servers", default=f"{PEER},omni-sglang:sglang,omni-sglang:cpu")
+    p.add_argument("--backends", default="sglang-oai-chat,sglang")
+    p.add_argument("--concurrency", default="1,16")
+    p.add_argument("--prompts", type=int, default=16, help="per run: at least 4 x concurrency")
+    p.add_argument("--input-len", type=int, default=256)
+    p.add_argument("--output-len", type=int, default=64)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--out", default="bench/results/serve.json")
     return p.parse_args(argv)
 
 
-def _levels(text: str) -> list[int]:
-    return [int(x) for x in text.split(",") if x.strip()]
-
-
-def _switches(text: str) -> list[bool]:
-    return [x.strip() == "on" for x in text.split(",") if x.strip()]
-
-
-# -- our server, when no --base-url is given --------------------------------------------------
-
-
-_free_port = free_local_port
-
-
-@contextlib.contextmanager
-def our_server(extra: list[str]) -> Iterator[str]:
-    port = _free_port()
-    log = Path("bench/results/.serve_server.log")
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "omni_sglang.launch", "--host", "127.0.0.1"),
-                *("--port", str(port), "--no-warmup", *extra),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 300
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(url + "/v1/health/ready", timeout=2).status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise TimeoutError("server not ready in 300 s")
-                time.sleep(0.3)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    log.unlink(missing_ok=True)
-
-
-# -- the sweep -----------------------------------------------------------------------------
-
-
-def cell_bodies(
-    target: Target, args: argparse.Namespace, workload: str, reasoning: bool, stream: bool, n: int
-) -> list[dict[str, Any]]:
-    return [
-        chat_body(
-            target,
-            messages_for(workload, i),
-            max_tokens=args.max_tokens,
-            reasoning=reasoning,
-            stream=stream,
-            temperature=args.temperature,
-            top_p=args.top_p,
-        )
-        for i in range(n)
-    ]
-
-
-async def sweep(target: Target, args: argparse.Namespace) -> list[dict[str, Any]]:
-    cells = [
-        (w, r, s, c)
-        for w in args.workloads.split(",")
-        for r in _switches(args.reasoning)
-        for s in _switches(args.stream)
-        for c in _levels(args.concurrency)
-    ]
-    sizes = [max(args.requests, 2 * c) for *_, c in cells]
-    # Warm-up: one request of each workload (media decoders, first-use allocations).
-    for w in {w for w, *_ in cells}:
-        await run_cell(target, cell_bodies(target, args, w, True, True, 1), 1)
-    rows = []
-    with tqdm(total=sum(sizes), unit="req", desc="sweep") as bar:
-        for (workload, reasoning, stream, conc), size in zip(cells, sizes, strict=True):
-            bar.set_postfix_str(f"{workload} think={reasoning} stream={stream} c={conc}")
-            bodies = cell_bodies(target, args, workload, reasoning, stream, size)
-            results, duration = await run_cell(target, bodies, conc, on_done=lambda: bar.update())
-            rows.append(
-                {
-                    "workload": workload,
-                    "reasoning": reasoning,
-                    "stream": stream,
-                    "concurrency": conc,
-                    **summarize(results, duration),
-                }
-            )
-    return rows
-
-
-# -- the server's overhead over the engine alone ---------------------------------------------
-
-
-async def overhead(target: Target, args: argparse.Namespace) -> list[dict[str, Any]]:
-    """The same text requests through HTTP and to the engine in-process, alternating in
-    ``--overhead-rounds`` rounds so load from other processes on the shared cores hits
-    both sides alike. The server stays up but idle while the engine runs (its worker
-    sleeps on a condition): both sides have the cores to themselves in turn."""
-    from bench.serve_engine import run_engine_cell, start_engine
-    from omni_sglang.config import load_config
-    from omni_sglang.tiny.model import ensure_tiny_model
-
-    # The model the server found: the same configuration sources (environment, defaults).
-    engine = await start_engine(ensure_tiny_model(load_config().tiny_model_dir))
-    levels, rounds = _levels(args.overhead_concurrency), args.overhead_rounds
-    sizes = {c: max(args.overhead_requests // rounds, 2 * c) for c in levels}
-    out = []
-    total = 2 * 2 * rounds * sum(sizes.values())
-    try:
-        with tqdm(total=total, unit="req", desc="overhead") as bar:
-            for stream in (True, False):
-                for conc in levels:
-                    bodies = cell_bodies(target, args, "text", True, stream, sizes[conc])
-                    sides: dict[str, tuple[list[Any], float]] = {"http": ([], 0.0)}
-                    sides["engine"] = ([], 0.0)
-                    for _ in range(rounds):
-                        http = await run_cell(target, bodies, conc, on_done=lambda: bar.update())
-                        alone = await run_engine_cell(engine, bodies, conc)
-                        bar.update(len(bodies))
-                        for name, (results, seconds) in (("http", http), ("engine", alone)):
-                            sides[name] = (sides[name][0] + results, sides[name][1] + seconds)
-                    row: dict[str, Any] = {"concurrency": conc, "stream": stream}
-                    row.update({name: summarize(*side) for name, side in sides.items()})
-                    row["ratios"], row["overhead_ms_per_request"] = _ratios(
-                        row["http"], row["engine"]
-                    )
-                    out.append(row)
-    finally:
-        await engine.shutdown()
+def _servers(names: list[str], logs: Path) -> dict[str, Supervised]:
+    peer_argv = sglang_argv([*MODEL, "--engine", "sglang"], SGLANG_FLAGS)
+    out = {}
+    for name in names:
+        port = free_local_port()
+        where = ("--host", "127.0.0.1", "--port", str(port))
+        if name == PEER:
+            argv = [sys.executable, "-m", "sglang.launch_server", *peer_argv, *where]
+            argv.append("--skip-server-warmup")
+            out[name] = Supervised(name, argv, port, logs / f"{name}.log", "/health")
+            continue
+        engine = name.split(":", 1)[1]
+        argv = [*OURS, *MODEL, "--engine", engine, "--no-warmup", *where]
+        if engine == "sglang":
+            argv += ["--", *SGLANG_FLAGS]
+        out[name] = Supervised(name, argv, port, logs / f"{name}.log", "/v1/health/ready")
     return out
 
 
-def _ratios(http: dict[str, Any], engine: dict[str, Any]) -> tuple[dict[str, Any], float | None]:
-    def ratio(a: float | None, b: float | None) -> float | None:
+@contextlib.contextmanager
+def running(servers: dict[str, Supervised]) -> Iterator[None]:
+    try:
+        for server in servers.values():
+            server.spawn()
+
+        async def ready() -> None:
+            await asyncio.gather(*(s.wait_ready() for s in servers.values()))
+
+        asyncio.run(ready())
+        yield
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+def model_of(server: Supervised) -> tuple[str, str]:
+    """The name the server serves and its checkpoint folder (bench_serving's tokenizer)."""
+    first = httpx.get(server.url + "/v1/models", timeout=10).json()["data"][0]
+    return first["id"], first.get("root") or first["id"]
+
+
+def bench_serving(
+    server: Supervised, backend: str, concurrency: int, args: argparse.Namespace, out: Path
+) -> dict[str, Any]:
+    model, tokenizer = model_of(server)
+    argv = [
+        *(sys.executable, "-m", "sglang.bench_serving", f"--backend={backend}"),
+        *(f"--base-url={server.url}", f"--model={model}", f"--tokenizer={tokenizer}"),
+        *("--dataset-name=random-ids", "--random-range-ratio=1.0"),
+        *(f"--random-input-len={args.input_len}", f"--random-output-len={args.output_len}"),
+        f"--num-prompts={max(args.prompts, 4 * concurrency)}",
+        *(f"--max-concurrency={concurrency}", f"--output-file={out}", "--disable-tqdm"),
+    ]
+    # Offline: it would look the model name up on the hub first (45 s of retries here).
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=1800, env=env)
+    if run.returncode != 0:
+        raise RuntimeError(f"bench_serving on {server.name} failed:\n{run.stderr[-3000:]}")
+    line: dict[str, Any] = json.loads(out.read_text().splitlines()[-1])
+    out.unlink()
+    return line
+
+
+def _mean(runs: list[dict[str, Any]], key: str) -> float | None:
+    values = [r[key] for r in runs if isinstance(r.get(key), int | float)]
+    return round(sum(values) / len(values), 3) if values else None
+
+
+def summarize(cells: dict[tuple[str, str, int], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    rows = []
+    for (server, backend, conc), runs in cells.items():
+        row = {"server": server, "backend": backend, "concurrency": conc}
+        row.update({key: _mean(runs, key) for key in METRICS})
+        row["completed_all_rounds"] = sum(r["completed"] for r in runs)
+        row["rounds"] = [{k: r.get(k) for k in METRICS} for r in runs]
+        rows.append(row)
+    by_cell = {(r["backend"], r["concurrency"]): r for r in rows if r["server"] == PEER}
+    for row in rows:
+        peer = by_cell.get((row["backend"], row["concurrency"]))
+        if peer is not None and row["server"] != PEER:
+            row["vs_sglang"] = ratios(row, peer)
+    return rows
+
+
+def ratios(ours: dict[str, Any], peer: dict[str, Any]) -> dict[str, float | None]:
+    def ratio(key: str) -> float | None:
+        a, b = ours.get(key), peer.get(key)
         return round(a / b, 3) if a and b else None
 
-    def stat(summary: dict[str, Any], key: str, name: str) -> float | None:
-        value = summary.get(key)
-        return value.get(name) if isinstance(value, dict) else None
+    def diff(key: str) -> float | None:
+        a, b = ours.get(key), peer.get(key)
+        return round(a - b, 3) if a is not None and b is not None else None
 
-    ratios = {
-        "e2e_p50": ratio(stat(http, "e2e_ms", "p50"), stat(engine, "e2e_ms", "p50")),
-        "e2e_mean": ratio(stat(http, "e2e_ms", "mean"), stat(engine, "e2e_ms", "mean")),
-        "ttft_p50": ratio(stat(http, "ttft_ms", "p50"), stat(engine, "ttft_ms", "p50")),
-        "tpot_p50": ratio(stat(http, "tpot_ms", "p50"), stat(engine, "tpot_ms", "p50")),
-        # Engine over HTTP, so that > 1 reads as "the server costs this much" here too.
-        "throughput": ratio(engine["output_token_throughput"], http["output_token_throughput"]),
-    }
-    h, e = stat(http, "e2e_ms", "mean"), stat(engine, "e2e_ms", "mean")
-    return ratios, round(h - e, 2) if h is not None and e is not None else None
-
-
-# -- main ------------------------------------------------------------------------------------
-
-
-async def run(args: argparse.Namespace, base_url: str, ours: bool) -> dict[str, Any]:
-    target = Target(base_url, args.model, args.api_key, ignore_eos=not args.no_ignore_eos)
-    started = time.monotonic()
-    rows = await sweep(target, args)
-    over = await overhead(target, args) if ours and args.overhead_concurrency else []
     return {
-        "benchmark": "serve",
-        "target": {
-            "base_url": base_url,
-            "model": args.model,
-            "server": "omni-sglang, CPU engine (started by the benchmark)" if ours else "external",
-        },
-        "config": {
-            k: getattr(args, k)
-            for k in (
-                *("workloads", "reasoning", "stream", "concurrency", "requests", "max_tokens"),
-                *("temperature", "top_p", "overhead_concurrency", "overhead_requests"),
-                "overhead_rounds",
-            )
-        },
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "sweep_seconds": round(time.monotonic() - started, 1),
-        "results": rows,
-        "overhead": over,
+        "output_throughput": ratio("output_throughput"),  # goal: >= 0.95
+        "median_ttft": ratio("median_ttft_ms"),
+        "median_itl": ratio("median_itl_ms"),
+        "median_itl_ms_added": diff("median_itl_ms"),  # goal: <= 1 ms
+        "p99_itl": ratio("p99_itl_ms"),
+        "median_e2e": ratio("median_e2e_latency_ms"),
     }
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    names = [n for n in args.servers.split(",") if n]
+    backends = [b for b in args.backends.split(",") if b]
+    levels = [int(c) for c in args.concurrency.split(",") if c]
+    logs = Path(tempfile.mkdtemp(prefix="omni-sglang-serve-"))
+    print(f"server logs in {logs}; starting {', '.join(names)} ...", flush=True)
     started = time.monotonic()
-    if args.base_url:
-        result = asyncio.run(run(args, args.base_url.rstrip("/"), ours=False))
-    else:
-        with our_server(args.server_arg) as url:
-            result = asyncio.run(run(args, url, ours=True))
-    result["total_seconds"] = round(time.monotonic() - started, 1)
+    servers = _servers(names, logs)
+    cells: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    with running(servers):
+        print(f"all ready in {time.monotonic() - started:.0f} s", flush=True)
+        plan = [(b, c) for _ in range(args.rounds) for b in backends for c in levels]
+        runs = [(b, c, n) for b, c in plan for n in names]
+        for backend, conc, name in tqdm(runs, unit="run", desc="bench_serving"):
+            line = bench_serving(servers[name], backend, conc, args, logs / "run.jsonl")
+            cells.setdefault((name, backend, conc), []).append(line)
+    result = {
+        "benchmark": "serve",
+        "load_generator": "python -m sglang.bench_serving (random-ids, ignore_eos)",
+        "servers": {n: servers[n].argv[1:] for n in names},
+        "config": {
+            k: getattr(args, k)
+            for k in ("backends", "concurrency", "prompts", "input_len", "output_len", "rounds")
+        },
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "results": summarize(cells),
+        "total_seconds": round(time.monotonic() - started, 1),
+    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    png = Path(args.plot) if args.plot else out.with_suffix(".png")
-    plot(result, png)
-    for row in result["overhead"]:
-        print(
-            f"overhead c={row['concurrency']} stream={row['stream']}: "
-            f"{row['overhead_ms_per_request']} ms/request, ratios {row['ratios']}"
-        )
-    errors = sum(r["errors"] for r in result["results"])
-    print(f"wrote {out} and {png} ({result['total_seconds']} s, {errors} errors)")
+    plot(result, out.with_suffix(".png"))
+    for row in result["results"]:
+        if "vs_sglang" in row:
+            print(f"{row['server']} {row['backend']} c={row['concurrency']}: {row['vs_sglang']}")
+    print(f"wrote {out} and {out.with_suffix('.png')} ({result['total_seconds']} s)")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The HTTP side of ``bench.serve``: workloads, one timed chat request, one sweep cell.
+"""The HTTP side of ``bench.serve_mix``: workloads, one timed chat request, one sweep cell.
 
 Any OpenAI-compatible server works: requests are plain Chat Completions with media as
 data: URIs (what NIM, SGLang and vLLM all accept), ``ignore_eos`` so every request

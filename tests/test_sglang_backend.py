@@ -81,11 +81,14 @@ def test_every_contract_field_reaches_sglang_or_is_declared_not_to() -> None:
     for f in dataclasses.fields(EngineRequest):
         if f.name not in NOT_SENT_TO_SGLANG and f.name != "rid":
             sampling = {"n": 1, "custom_params": {"k": 1}}
-            value = {"sampling_params": sampling, "input_ids": [5]}.get(f.name, f"<{f.name}>")
-            setattr(request, f.name, value)
+            given = {"sampling_params": sampling, "input_ids": [5]}
+            given["sglang_fields"] = {"priority": 3, "extra_key": "tenant-a"}
+            setattr(request, f.name, given.get(f.name, f"<{f.name}>"))
     obj = to_generate_req_input(request)
     for f in dataclasses.fields(EngineRequest):
-        if f.name not in NOT_SENT_TO_SGLANG:
+        if f.name == "sglang_fields":  # GenerateReqInput's own fields, as they are
+            assert (obj.priority, obj.extra_key) == (3, "tenant-a")
+        elif f.name not in NOT_SENT_TO_SGLANG:
             assert getattr(obj, renamed.get(f.name, f.name)) == getattr(request, f.name), f.name
     # A processor always gets a custom_params dict: SGLang passes its request in it.
     request.sampling_params = {"n": 1}

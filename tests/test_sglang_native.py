@@ -9,7 +9,7 @@ import re
 import httpx
 import pytest
 
-from omni_sglang.protocol.sglang import GenerateRequest
+from omni_sglang.protocol.sglang import PASSED_TO_SGLANG, GenerateRequest
 from omni_sglang.protocol.sglang_fields import NOT_LITERAL, generate_req_input_fields
 from tests.conftest import Server
 
@@ -171,7 +171,7 @@ def test_every_sglang_field_at_its_neutral_value_is_accepted(engine_server: Serv
     """What SGLang's own clients send (bench_serving: a null lora_path,
     return_routed_experts false, ...): every GenerateReqInput field we do not take, at
     SGLang's default, in one request."""
-    ours = set(GenerateRequest.model_fields)
+    ours = set(GenerateRequest.model_fields) - {"sglang_fields"}  # not a wire name
     neutral = {
         name: None if default is NOT_LITERAL else default
         for name, default in generate_req_input_fields().items()
@@ -184,6 +184,37 @@ def test_every_sglang_field_at_its_neutral_value_is_accepted(engine_server: Serv
     # Null is "unset" for our own fields too, as in SGLang.
     nulls = {name: None for name in ours if name not in ("text", "sampling_params")}
     assert gen(engine_server, **body, **nulls).status_code == 200
+
+
+def test_fields_for_sglangs_runtime_are_refused_by_name_on_the_cpu_engine(
+    tiny_server: Server,
+) -> None:
+    """``priority``, ``extra_key``, ... go to SGLang unchanged on the sglang engine
+    (tests/test_sglang_prefix_cache.py sees ``extra_key`` work); the cpu engine has no
+    SGLang scheduler to honour them, so a set one is a 400 that names it."""
+    for name, value in PASSED_FIELD_VALUES.items():
+        resp = gen(tiny_server, text="Hi", sampling_params={"max_new_tokens": 1}, **{name: value})
+        assert resp.status_code == 400, (name, resp.text)
+        error = resp.json()["error"]
+        assert error["param"] == name and "--engine sglang" in error["message"], error
+    resp = gen(tiny_server, text="Hi", sglang_fields={"priority": 1})
+    assert resp.status_code == 400 and "sglang_fields" in resp.text
+
+
+#: A value, not SGLang's neutral one, for each field passed to SGLang's runtime.
+PASSED_FIELD_VALUES = {
+    "priority": 1,
+    "extra_key": "tenant-a",
+    "routing_key": "k",
+    "conversation_id": "c-1",
+    "log_metrics": False,
+    "no_logs": True,
+    "custom_labels": {"team": "a"},
+}
+
+
+def test_the_passed_field_table_is_covered() -> None:
+    assert set(PASSED_FIELD_VALUES) == PASSED_TO_SGLANG <= set(generate_req_input_fields())
 
 
 @pytest.fixture(scope="module")

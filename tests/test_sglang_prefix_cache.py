@@ -58,3 +58,23 @@ def test_flush_cache_empties_it(llama: Server) -> None:
     assert after["prompt_tokens_details"]["cached_tokens"] == 0
     again = ask(llama, "Warm the cache up.")
     assert again["prompt_tokens_details"]["cached_tokens"] > 500
+
+
+def test_extra_key_reaches_sglang_and_separates_cache_entries(llama: Server) -> None:
+    """``/generate``'s ``extra_key`` goes to SGLang unchanged: SGLang salts the radix key
+    with it, so the same prompt under another key shares nothing, under the same key all
+    but the last token."""
+
+    def cached(key: str) -> int:
+        body = {
+            "text": LONG_SYSTEM + "Which key?",
+            "sampling_params": {"max_new_tokens": 1},
+            "extra_key": key,
+        }
+        resp = httpx.post(llama.url + "/generate", json=body, timeout=60)
+        assert resp.status_code == 200, resp.text
+        return int(resp.json()["meta_info"]["cached_tokens"])
+
+    cached("tenant-a")
+    assert cached("tenant-b") == 0
+    assert cached("tenant-a") > 500

@@ -42,6 +42,13 @@ def _engine_requests(req: GenerateRequest, state: ServerState) -> list[EngineReq
             "the operator can allow it with --enable-custom-logit-processor",
             "custom_logit_processor",
         )
+    if req.sglang_fields and not state.engine.passes_sglang_fields:
+        name = sorted(req.sglang_fields)[0]
+        raise InvalidRequestError(
+            f"'{name}' is passed to SGLang's runtime, which this server's engine is not "
+            "(--engine sglang runs it); leave it unset here",
+            name,
+        )
     base = uuid.uuid4().hex
     out = []
     try:
@@ -66,6 +73,7 @@ def _engine_requests(req: GenerateRequest, state: ServerState) -> list[EngineReq
                     return_text_in_logprobs=req.return_text_in_logprobs,
                     custom_logit_processor=req.item("custom_logit_processor", i, None),
                     stream=req.stream,
+                    sglang_fields=_item_fields(req, i),
                 )
             )
     except ValueError as exc:
@@ -79,6 +87,17 @@ def _engine_requests(req: GenerateRequest, state: ServerState) -> list[EngineReq
     if len(out) > 256:
         raise InvalidRequestError(f"a batch of {len(out)}; at most 256 prompts per request")
     return out
+
+
+def _item_fields(req: GenerateRequest, index: int) -> dict[str, Any]:
+    """The SGLang fields of one batch item: a list with one entry per prompt is indexed,
+    as SGLang does for a batch; anything else applies to every prompt."""
+    if not req.is_batch:
+        return dict(req.sglang_fields)
+    return {
+        name: value[index] if isinstance(value, list) and len(value) == req.batch_size else value
+        for name, value in req.sglang_fields.items()
+    }
 
 
 class _Result:

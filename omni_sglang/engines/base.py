@@ -54,6 +54,9 @@ class EngineRequest:
     #: in ``custom_params[REASONING_END_KEY]``; without it the grammar starts at once.
     require_reasoning: bool = False
     stream: bool = True
+    #: ``GenerateReqInput`` fields handed to SGLang unchanged (``/generate``'s
+    #: ``PASSED_TO_SGLANG``), for engines with ``passes_sglang_fields``.
+    sglang_fields: dict[str, Any] = field(default_factory=dict)
     #: Media already expanded by our modality processor (engines that do not expand
     #: media themselves): features and placeholder positions per item.
     mm_items: list[Any] | None = None
@@ -120,6 +123,8 @@ class Engine(ABC):
     #: video_data / audio_data (``ModalityProcessor.unexpanded``). False: it takes our
     #: modality processor's expanded ``input_ids`` + ``mm_items``.
     expands_media: bool = False
+    #: True when the engine runs SGLang and hands ``EngineRequest.sglang_fields`` to it.
+    passes_sglang_fields: bool = False
     #: True when a request's ``sampling_seed`` makes its sampling reproducible.
     honours_seed: bool = True
     #: Why the engine can no longer serve (a process or thread of it died); None while

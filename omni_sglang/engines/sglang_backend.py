@@ -98,6 +98,7 @@ def to_generate_req_input(request: EngineRequest) -> Any:
         require_reasoning=request.require_reasoning,
         stream=True,
         rid=request.rid,
+        **request.sglang_fields,
     )
 
 
@@ -143,6 +144,7 @@ async def _pump(stream: AsyncIterator[dict[str, Any]], queue: asyncio.Queue[Any]
 class SGLangEngine(Engine):
     #: SGLang's multimodal processor (our subclass of it) expands the placeholders.
     expands_media = True
+    passes_sglang_fields = True
 
     def __init__(self, config: ServerConfig, device: str = "cuda"):
         self._config = config

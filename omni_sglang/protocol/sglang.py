@@ -1,6 +1,7 @@
 """Wire types of SGLang's native ``/generate``: the fields of ``GenerateReqInput`` this
-server honours; SGLang's other fields at their neutral values (as SGLang's own clients
-send them), a non-neutral one refused with its name; names SGLang does not know refused."""
+server honours; fields an engine built on SGLang passes on unchanged (``PASSED_TO_SGLANG``);
+SGLang's other fields at their neutral values (as SGLang's own clients send them), a
+non-neutral one refused with its name; names SGLang does not know refused."""
 
 from __future__ import annotations
 
@@ -19,6 +20,20 @@ _WHY_NOT = {
     "session_params": "SGLang sessions are not served here",
     "input_embeds": "send text or input_ids",
 }
+#: GenerateReqInput fields an engine running SGLang (``Engine.passes_sglang_fields``)
+#: hands on unchanged when set: scheduling and bookkeeping hints that do not change the
+#: shape of the answer this server builds. Another engine refuses them by name.
+PASSED_TO_SGLANG = frozenset(
+    {
+        "priority",  # honoured with SGLang's --enable-priority-scheduling
+        "extra_key",  # salts the radix-cache key: requests share a prefix only within one
+        "routing_key",
+        "conversation_id",
+        "log_metrics",
+        "no_logs",
+        "custom_labels",
+    }
+)
 _MEDIA = (
     "{0} items (http(s) URL, data: URI or base64 string): one or a list for one prompt; "
     "for a batch one entry per prompt (item, list or null) or one item for all. The text "
@@ -43,18 +58,26 @@ class GenerateRequest(BaseModel):
     stream: bool = False
     rid: str | list[str] | None = None
     custom_logit_processor: str | list[str] | None = None
+    #: The ``PASSED_TO_SGLANG`` fields the client set (filled by the validator below, not
+    #: a wire name).
+    sglang_fields: dict[str, Any] = Field(default_factory=dict, exclude=True)
 
     @model_validator(mode="before")
     @classmethod
     def _sglang_fields_at_neutral(cls, data: Any) -> Any:
         """Drop SGLang's fields we do not honour when they hold their neutral value (null
-        or SGLang's default); refuse them, by name and why, otherwise."""
+        or SGLang's default); collect the ones passed to SGLang; refuse the others, by
+        name and why."""
         if not isinstance(data, dict):
             return data
         sglang = generate_req_input_fields()
         ours = cls.model_fields
-        kept = {}
+        kept: dict[str, Any] = {}
+        passed: dict[str, Any] = {}
         for name, value in data.items():
+            if name == "sglang_fields":
+                kept[name] = value  # not a wire name: refused as an extra field below
+                continue
             if name in ours:
                 if value is not None:  # null is "unset" to SGLang: our default then
                     kept[name] = value
@@ -65,9 +88,16 @@ class GenerateRequest(BaseModel):
             default = sglang[name]
             if value is None or (default is not NOT_LITERAL and value == default):
                 continue
+            if name in PASSED_TO_SGLANG:
+                passed[name] = value
+                continue
             why = _WHY_NOT.get(name, "this server's /generate does not honour it")
             neutral = "null" if default in (None, NOT_LITERAL) else repr(default)
             raise ValueError(f"'{name}' must be unset or {neutral} here: {why}")
+        if "sglang_fields" in kept:
+            raise ValueError("'sglang_fields' is not a /generate field")
+        if passed:
+            kept["sglang_fields"] = passed
         return kept
 
     @model_validator(mode="after")
