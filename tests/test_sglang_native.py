@@ -10,7 +10,11 @@ import httpx
 import pytest
 
 from omni_sglang.protocol.sglang import PASSED_TO_SGLANG, GenerateRequest
-from omni_sglang.protocol.sglang_fields import NOT_LITERAL, generate_req_input_fields
+from omni_sglang.sglang_source import (
+    NOT_LITERAL,
+    generate_req_input_fields,
+    sampling_params_keys,
+)
 from tests.conftest import Server
 
 
@@ -165,6 +169,20 @@ def test_field_table_is_sglangs_own_dataclass() -> None:
         if table[f.name] is not NOT_LITERAL:
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
             assert table[f.name] == default, f.name
+
+
+def test_sampling_keys_are_sglangs_own_signature() -> None:
+    """Both engines check ``sampling_params`` against SGLang's ``SamplingParams`` as
+    installed; the cpu engine implements a subset and refuses the rest by name."""
+    import inspect
+
+    from sglang.srt.sampling.sampling_params import SamplingParams
+
+    from omni_sglang.engines.cpu.sampling import SUPPORTED_KEYS, unimplemented_keys
+
+    assert sampling_params_keys() == set(inspect.signature(SamplingParams).parameters)
+    assert sampling_params_keys() >= SUPPORTED_KEYS
+    assert {"stop_regex", "beam_width", "watermark"} <= unimplemented_keys()
 
 
 def test_every_sglang_field_at_its_neutral_value_is_accepted(engine_server: Server) -> None:

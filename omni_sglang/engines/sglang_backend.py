@@ -46,6 +46,7 @@ from omni_sglang.errors import (
     InvalidRequestError,
 )
 from omni_sglang.plugin_api import EnginePlugin
+from omni_sglang.sglang_source import sampling_params_keys
 
 if TYPE_CHECKING:
     from omni_sglang.config import ServerConfig
@@ -107,16 +108,6 @@ def _client_error(exc: ValueError) -> ClientError:
     return refusal(str(exc))
 
 
-def sglang_sampling_keys() -> frozenset[str]:
-    """The ``sampling_params`` keys SGLang's ``SamplingParams`` takes (its own signature,
-    so a key a later SGLang adds is accepted with it)."""
-    import inspect
-
-    from sglang.srt.sampling.sampling_params import SamplingParams
-
-    return frozenset(inspect.signature(SamplingParams).parameters)
-
-
 #: How often SGLang's child processes are checked: a dead one fails the in-flight
 #: requests within this (``is_alive`` is a non-blocking ``waitpid``).
 CHILD_POLL_SECONDS = 0.2
@@ -168,7 +159,6 @@ class SGLangEngine(Engine):
         self._queues: dict[str, asyncio.Queue[Any]] = {}
         self._watcher: asyncio.Task[None] | None = None
         self._vocab_size = 0
-        self._sampling_keys: frozenset[str] = frozenset()
         self.tokenizer: Any = None
 
     def _launch(self) -> Any:
@@ -209,7 +199,6 @@ class SGLangEngine(Engine):
         manager = self._engine.tokenizer_manager
         self.tokenizer = manager.tokenizer
         self._vocab_size = int(manager.model_config.vocab_size)
-        self._sampling_keys = sglang_sampling_keys()
         self._incremental = bool(getattr(manager, "incremental_streaming_output", False))
         self._start_handle_loop(manager)
         self._watcher = asyncio.create_task(self._watch_children(manager))
@@ -271,7 +260,7 @@ class SGLangEngine(Engine):
         if request.rid in self._pumps:
             raise InvalidRequestError(f"request id {request.rid!r} is already running")
         check_token_ids(request, self._vocab_size)
-        check_sampling_keys(request.sampling_params, self._sampling_keys)
+        check_sampling_keys(request.sampling_params, sampling_params_keys())
         await load_logit_processor(request.custom_logit_processor)
         try:
             obj = to_generate_req_input(request)

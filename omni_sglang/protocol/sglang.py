@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from omni_sglang.protocol.sglang_fields import NOT_LITERAL, generate_req_input_fields
+from omni_sglang.sglang_source import NOT_LITERAL, generate_req_input_fields
 
 PerItem = Any  # a value, or a list with one value per batch item
 #: Why a GenerateReqInput field we do not honour cannot take another value here.

@@ -16,6 +16,7 @@ import torch
 
 from omni_sglang.engines.cpu.grammar import GrammarSpec, grammar_spec
 from omni_sglang.errors import InvalidRequestError, UnsupportedFieldError
+from omni_sglang.sglang_source import sampling_params_keys
 
 #: SGLang ``SamplingParams`` keys this engine implements.
 SUPPORTED_KEYS = {
@@ -44,11 +45,15 @@ SUPPORTED_KEYS = {
     "ebnf",
     "structural_tag",
 }
-#: SGLang keys this engine does not implement; a request that sets one is refused
-#: rather than silently left unconstrained.
-CONSTRAINT_KEYS = {"stop_regex"}
-#: SGLang keys with no CPU implementation (beam search, watermarking).
-UNIMPLEMENTED_KEYS = {"beam_width", "watermark"}
+
+
+def unimplemented_keys() -> frozenset[str]:
+    """SGLang's ``sampling_params`` keys (its ``SamplingParams``, as installed) this engine
+    does not implement (``stop_regex``, beam search, watermarking, ...): a request that
+    sets one is refused rather than silently served without it."""
+    return sampling_params_keys() - SUPPORTED_KEYS
+
+
 _GREEDY_EPS = 1e-6
 
 
@@ -106,13 +111,12 @@ class SamplingConfig:
     def from_sglang(cls, params: dict[str, Any] | None) -> SamplingConfig:
         params = dict(params or {})
         # Empty values ([] / "" / null) mean "unset": SGLang's own clients send them.
-        constrained = sorted(k for k in CONSTRAINT_KEYS | UNIMPLEMENTED_KEYS if params.get(k))
-        if constrained:
+        missing = sorted(k for k in unimplemented_keys() if params.get(k))
+        if missing:
             raise UnsupportedFieldError(
-                f"the CPU engine does not implement {', '.join(constrained)}",
-                param=constrained[0],
+                f"the CPU engine does not implement {', '.join(missing)}", param=missing[0]
             )
-        unknown = sorted(set(params) - SUPPORTED_KEYS - CONSTRAINT_KEYS - UNIMPLEMENTED_KEYS)
+        unknown = sorted(set(params) - SUPPORTED_KEYS - unimplemented_keys())
         if unknown:
             raise InvalidRequestError(
                 f"unknown sampling_params key(s): {', '.join(unknown)}; "

@@ -1,0 +1,67 @@
+"""The fields SGLang's ``GenerateReqInput`` takes, with their defaults, and the keys its
+``SamplingParams`` takes, read from the installed SGLang's own source: the sets follow the
+pinned version, not a hand copy.
+
+Read, not imported: ``sglang.srt.managers.io_struct`` costs ~10 s to import and
+``sglang.srt.sampling.sampling_params`` ~6 s, which a server on the cpu engine never needs
+otherwise. tests/test_sglang_native.py checks both against the imported classes."""
+
+from __future__ import annotations
+
+import ast
+import functools
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+#: A default that is not a literal (none in 0.5.23): no value counts as neutral but null.
+NOT_LITERAL = object()
+
+
+def _default(value: ast.expr | None) -> Any:
+    if value is None:
+        return NOT_LITERAL  # a required field
+    if isinstance(value, ast.Call) and getattr(value.func, "id", None) == "field":
+        for keyword in value.keywords:
+            factory = getattr(keyword.value, "id", None)
+            if keyword.arg == "default":
+                return _default(keyword.value)
+            if keyword.arg == "default_factory" and factory in ("list", "dict"):
+                return [] if factory == "list" else {}
+        return NOT_LITERAL
+    try:
+        return ast.literal_eval(value)
+    except ValueError:
+        return NOT_LITERAL
+
+
+def _class_in(module: str, name: str) -> ast.ClassDef | None:
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        return None
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            return node
+    return None
+
+
+def _fields(node: ast.ClassDef | None) -> dict[str, Any]:
+    """A dataclass's (or struct's) annotated fields -> defaults, in order."""
+    return {
+        stmt.target.id: _default(stmt.value)
+        for stmt in (node.body if node is not None else [])
+        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
+    }
+
+
+@functools.cache
+def generate_req_input_fields() -> dict[str, Any]:
+    """``GenerateReqInput``'s field names -> defaults (``NOT_LITERAL`` where unknown)."""
+    return _fields(_class_in("sglang.srt.managers.io_struct", "GenerateReqInput"))
+
+
+@functools.cache
+def sampling_params_keys() -> frozenset[str]:
+    """``SamplingParams``' fields: the ``sampling_params`` keys SGLang takes."""
+    return frozenset(_fields(_class_in("sglang.srt.sampling.sampling_params", "SamplingParams")))
