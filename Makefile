@@ -45,7 +45,8 @@ bench: setup
 	$(PY) -m bench.engine_throughput --out bench/results/engine_throughput.json
 	$(PY) -m bench.reasoning --out bench/results/reasoning.json
 	$(PY) -m bench.media --out bench/results/media.json
-	$(PY) -m bench.serve --out bench/results/serve_cpu.json
+	$(PY) -m bench.serve --out bench/results/serve.json
+	$(PY) -m bench.serve_mix --out bench/results/serve_mix_cpu.json
 	$(PY) -m bench.soak_long --out bench/results/soak_long.json
 	$(PY) -m bench.chaos --out bench/results/chaos.json
 
