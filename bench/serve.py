@@ -3,12 +3,13 @@ unchanged) against SGLang's own server (``python -m sglang.launch_server``), thi
 the sglang engine and this server on the cpu engine: the same tiny Nemotron-H model, and
 for the two SGLang runtimes the same SGLang flags (ours ``--dry-run`` prints them).
 
-    python -m bench.serve                      # ~20 min on 2 cores: bench/results/serve.{json,png}
+    python -m bench.serve                      # ~11 min on 2 cores: bench/results/serve.{json,png}
     python -m bench.serve --rounds 1 --concurrency 1 --backends sglang-oai-chat
 
 Every cell (bench_serving backend x concurrency) runs on each server in turn, ``--rounds``
-times, so load from elsewhere on the shared cores hits all servers alike; all servers are
-up at once (idle ones sleep). Backends: ``sglang-oai-chat`` (``/v1/chat/completions``) and
+times, each round in another server order, so load from elsewhere on the shared cores
+hits all servers alike; all servers are up at once (idle ones sleep). Backends:
+``sglang-oai-chat`` (``/v1/chat/completions``) and
 ``sglang`` (native ``/generate``); dataset ``random-ids`` (token ids from the model's
 tokenizer, no hub download), fixed input and output lengths, ``ignore_eos``. Per cell the
 figures are bench_serving's own (throughput, TTFT, ITL, TPOT, end-to-end), the mean over
@@ -60,7 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--prompts", type=int, default=16, help="per run: at least 4 x concurrency")
     p.add_argument("--input-len", type=int, default=256)
     p.add_argument("--output-len", type=int, default=64)
-    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--out", default="bench/results/serve.json")
     return p.parse_args(argv)
 
@@ -180,8 +181,14 @@ def main(argv: list[str] | None = None) -> None:
     cells: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     with running(servers):
         print(f"all ready in {time.monotonic() - started:.0f} s", flush=True)
-        plan = [(b, c) for _ in range(args.rounds) for b in backends for c in levels]
-        runs = [(b, c, n) for b, c in plan for n in names]
+        # Each round starts the cells with another server: none always runs first.
+        runs = [
+            (b, c, names[(r + i) % len(names)])
+            for r in range(args.rounds)
+            for b in backends
+            for c in levels
+            for i in range(len(names))
+        ]
         for backend, conc, name in tqdm(runs, unit="run", desc="bench_serving"):
             line = bench_serving(servers[name], backend, conc, args, logs / "run.jsonl")
             cells.setdefault((name, backend, conc), []).append(line)
