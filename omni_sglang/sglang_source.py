@@ -65,3 +65,34 @@ def generate_req_input_fields() -> dict[str, Any]:
 def sampling_params_keys() -> frozenset[str]:
     """``SamplingParams``' fields: the ``sampling_params`` keys SGLang takes."""
     return frozenset(_fields(_class_in("sglang.srt.sampling.sampling_params", "SamplingParams")))
+
+
+def _sglang_file(relative: str) -> Path | None:
+    spec = importlib.util.find_spec("sglang")  # finds the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)), relative)
+
+
+@functools.cache
+def _json_schema_validation() -> Any:
+    """SGLang's ``constrained/json_schema_validation.py``, loaded on its own: it imports
+    nothing of SGLang, while importing it through its package costs ~9 s here."""
+    path = _sglang_file("srt/constrained/json_schema_validation.py")
+    if path is None or not path.exists():
+        return None
+    spec = importlib.util.spec_from_file_location("_sglang_json_schema_validation", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def check_json_schema_as_sglang(schema: Any) -> None:
+    """SGLang's own check before it compiles a ``json_schema`` with xgrammar
+    (``validate_xgrammar_json_schema``): a ValueError naming what xgrammar would silently
+    drop (``pattern`` with ``maxLength``, ``multipleOf``, ...), so both engines refuse the
+    same schemas."""
+    module = _json_schema_validation()
+    if module is not None:
+        module.validate_xgrammar_json_schema(schema)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from omni_sglang.adapter.json_schema_strings import with_valid_json_strings
 from omni_sglang.engines.base import REASONING_END_KEY, EngineRequest
 from omni_sglang.errors import InvalidRequestError, UnsupportedFieldError
 from omni_sglang.protocol.openai import ChatCompletionRequest, NamedToolChoice
@@ -65,7 +66,7 @@ def _format_grammar(req: ChatCompletionRequest) -> dict[str, str] | None:
             "response_format json_schema needs 'json_schema': {'name': ..., 'schema': {...}}",
             "response_format",
         )
-    return {"json_schema": json.dumps(schema)}
+    return {"json_schema": json.dumps(with_valid_json_strings(schema))}
 
 
 def apply_constraints(

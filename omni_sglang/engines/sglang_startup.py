@@ -24,6 +24,10 @@ from omni_sglang.errors import StartupError
 #: The file the scheduler writes its start-up exception to (set by the sglang engine).
 REPORT = "OMNI_SGLANG_STARTUP_REPORT"
 
+_NO_ROOM = (
+    "SGLang's KV cache and state do not fit in the memory it may use: raise "
+    "--mem-fraction-static, or lower --max-running-requests / --context-length"
+)
 #: A cause's tell-tale text -> what to do about it.
 FIXES = (
     (
@@ -31,11 +35,8 @@ FIXES = (
         "a port SGLang's scheduler binds (--nccl-port, or the one in --dist-init-addr) is "
         "in use: free it, or leave --nccl-port out and SGLang picks a free one",
     ),
-    (
-        "Not enough",
-        "SGLang's KV cache and state do not fit in the memory it may use: raise "
-        "--mem-fraction-static, or lower --max-running-requests / --context-length",
-    ),
+    ("Not enough", _NO_ROOM),
+    ("Loaded weights leave no GPU memory", _NO_ROOM),  # SGLang's words for a CPU's RAM too
     (
         "scheduler died during initialization (exit code: -9)",
         "the OS killed it, most likely out of memory: lower --max-total-tokens or "

@@ -20,6 +20,7 @@ import torch
 
 from omni_sglang.engines.base import REASONING_END_KEY
 from omni_sglang.errors import InvalidRequestError
+from omni_sglang.sglang_source import check_json_schema_as_sglang
 
 __all__ = ["REASONING_END_KEY", "GrammarCompiler", "GrammarSpec", "grammar_spec"]
 GRAMMAR_KEYS = ("json_schema", "regex", "ebnf", "structural_tag")
@@ -66,7 +67,8 @@ class GrammarCompiler:
                 return self._cache[spec]
         try:
             if spec.kind == "json_schema":
-                json.loads(spec.source)  # a clear error for bad JSON before xgrammar's
+                # A clear error for bad JSON before xgrammar's, and SGLang's own check.
+                check_json_schema_as_sglang(json.loads(spec.source))
                 # Compact JSON: with free whitespace a weak model can spend max_tokens on it.
                 compiled = self._compiler.compile_json_schema(spec.source, any_whitespace=False)
             elif spec.kind == "regex":
