@@ -33,6 +33,7 @@ ENABLE = "OMNI_SGLANG_HOOKS"
 #: SGLang's function that runs every custom logits processor of a batch.
 TARGET = "sglang.srt.layers.sampler.apply_custom_logit_processor"
 SCHEDULER_INIT = "sglang.srt.managers.scheduler.Scheduler.__init__"
+GRAMMAR_BACKEND_INIT = "sglang.srt.constrained.xgrammar_backend.XGrammarGrammarBackend.__init__"
 
 
 def register() -> None:
@@ -43,6 +44,29 @@ def register() -> None:
 
     HookRegistry.register(TARGET, isolate_processor_faults, HookType.AROUND)
     HookRegistry.register(SCHEDULER_INIT, record_scheduler_failure, HookType.AROUND)
+    HookRegistry.register(GRAMMAR_BACKEND_INIT, hide_special_tokens, HookType.AROUND)
+
+
+def hide_special_tokens(
+    original: Callable[..., Any], backend: Any, *args: Any, **kwargs: Any
+) -> Any:
+    """SGLang's xgrammar backend with the tokenizer info the cpu engine uses
+    (``grammar_tokens``): no grammar admits a special token the answer would not show."""
+    original(backend, *args, **kwargs)
+    tokenizer = kwargs.get("tokenizer", args[0] if args else None)
+    if tokenizer is None or hasattr(tokenizer, "init_xgrammar"):
+        return  # a tokenizer with its own xgrammar info: SGLang's choice stands
+    from xgrammar import GrammarCompiler
+
+    from omni_sglang.engines.grammar_tokens import grammar_tokenizer_info
+
+    before = backend._tokenizer_info
+    info = grammar_tokenizer_info(
+        tokenizer, vocab_size=before.vocab_size, stop_token_ids=list(before.stop_token_ids)
+    )
+    backend._tokenizer_info = info
+    backend.grammar_compiler = GrammarCompiler(tokenizer_info=info)
+    backend._framing_compiler = backend._new_framing_compiler(info)
 
 
 def isolate_processor_faults(

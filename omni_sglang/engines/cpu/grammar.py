@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from omni_sglang.engines.base import REASONING_END_KEY
+from omni_sglang.engines.grammar_tokens import grammar_tokenizer_info
 from omni_sglang.errors import InvalidRequestError
 from omni_sglang.sglang_source import check_json_schema_as_sglang
 
@@ -53,9 +54,7 @@ class GrammarCompiler:
         import xgrammar as xgr
 
         self._xgr = xgr
-        info = xgr.TokenizerInfo.from_huggingface(
-            tokenizer, vocab_size=vocab_size, stop_token_ids=stop_ids
-        )
+        info = grammar_tokenizer_info(tokenizer, vocab_size=vocab_size, stop_token_ids=stop_ids)
         self._compiler = xgr.GrammarCompiler(info, max_threads=1)
         self._cache: dict[GrammarSpec, Any] = {}
         self._lock = threading.Lock()
