@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -101,6 +102,7 @@ def running(servers: dict[str, Supervised]) -> Iterator[None]:
             server.stop()
 
 
+@functools.cache
 def model_of(server: Supervised) -> tuple[str, str]:
     """The name the server serves and its checkpoint folder (bench_serving's tokenizer)."""
     first = httpx.get(server.url + "/v1/models", timeout=10).json()["data"][0]

@@ -96,3 +96,15 @@ def check_json_schema_as_sglang(schema: Any) -> None:
     module = _json_schema_validation()
     if module is not None:
         module.validate_xgrammar_json_schema(schema)
+
+
+def json_subschema_keywords() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """Where a JSON schema holds subschemas, as SGLang's check walks it: keywords holding
+    one schema, a list of schemas, a map of schemas (pinned SGLang's module constants;
+    tests/test_json_schema_strings.py walks every kind)."""
+    module = _json_schema_validation()
+    return (
+        module._SINGLE_SUBSCHEMA_KEYWORDS,
+        module._SUBSCHEMA_ARRAY_KEYWORDS,
+        module._SUBSCHEMA_MAP_KEYWORDS,
+    )

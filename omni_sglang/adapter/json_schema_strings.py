@@ -24,13 +24,8 @@ from __future__ import annotations
 
 from typing import Any
 
-#: Where a schema holds subschemas (JSON Schema 2020-12 and draft 7 names).
-_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
-_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
-_SCHEMAS = (
-    *("items", "additionalProperties", "additionalItems", "contains", "propertyNames"),
-    *("not", "if", "then", "else", "unevaluatedItems", "unevaluatedProperties"),
-)
+from omni_sglang.sglang_source import json_subschema_keywords
+
 #: Code points split where UTF-8's byte ranges change (after E0 and F0 a narrower second
 #: byte, ED stops before the surrogates, F4 at U+10FFFF): xgrammar encodes each such
 #: range exactly, a range across them loosely (measured, tests/test_json_schema_strings.py).
@@ -61,18 +56,15 @@ def with_valid_json_strings(schema: Any) -> Any:
     format, enum or const has its bound as the equivalent pattern instead."""
     if not isinstance(schema, dict):
         return schema  # true / false schemas
+    single, lists, maps = json_subschema_keywords()
     out = dict(schema)
-    for key in _SCHEMA_MAPS:
-        if isinstance(out.get(key), dict):
-            out[key] = {name: with_valid_json_strings(sub) for name, sub in out[key].items()}
-    for key in _SCHEMA_LISTS:
-        if isinstance(out.get(key), list):
-            out[key] = [with_valid_json_strings(sub) for sub in out[key]]
-    for key in _SCHEMAS:
-        if isinstance(out.get(key), list):  # draft 7's tuple form of items
-            out[key] = [with_valid_json_strings(sub) for sub in out[key]]
-        elif key in out:
-            out[key] = with_valid_json_strings(out[key])
+    for key, value in schema.items():
+        if key in maps and isinstance(value, dict):
+            out[key] = {name: with_valid_json_strings(sub) for name, sub in value.items()}
+        elif (key in lists or key in single) and isinstance(value, list):  # draft 7's items
+            out[key] = [with_valid_json_strings(sub) for sub in value]
+        elif key in single:
+            out[key] = with_valid_json_strings(value)
     if _is_plain_bounded_string(out):
         # The pattern holds the bound; SGLang refuses a pattern beside minLength/maxLength
         # (xgrammar cannot enforce both) and so does the cpu engine.
