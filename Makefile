@@ -49,6 +49,7 @@ bench: setup
 	$(PY) -m bench.serve_mix --out bench/results/serve_mix_cpu.json
 	$(PY) -m bench.soak_long --out bench/results/soak_long.json
 	$(PY) -m bench.chaos --out bench/results/chaos.json
+	$(PY) -m bench.grammar --out bench/results/grammar.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

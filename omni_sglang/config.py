@@ -78,6 +78,11 @@ class ServerConfig(BaseModel):
     cpu_threads: int | None = Field(None, gt=0, description="torch threads of the CPU engine")
     cpu_max_running_requests: int = Field(64, gt=0, description="CPU engine: sequences in flight")
     warmup: bool = Field(True, description="Run one short generation before reporting ready")
+    constrain_auto_tools: bool = Field(
+        True,
+        description="tool_choice 'auto': hold a call the model opens to its tool's schema "
+        "(text stays free)",
+    )
 
     # -- plugins (names in the entry-point registry; empty disables) --
     reasoning_parser: str | None = "nemotron_v3"

@@ -118,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--cors-allow-origins", help="comma-separated origins; default: CORS off")
     p.add_argument("--no-warmup", dest="warmup", action="store_const", const=False)
+    p.add_argument(
+        "--no-constrain-auto-tools",
+        dest="constrain_auto_tools",
+        action="store_const",
+        const=False,
+        help="tool_choice 'auto' unconstrained: calls the model opens are not held to the schema",
+    )
     p.add_argument("--list-plugins", action="store_true", help="list installed plugins and exit")
     p.add_argument(
         "--dry-run",
@@ -176,6 +183,7 @@ def config_from_cli(args: argparse.Namespace, passthrough: list[str]) -> ServerC
             "thinking_budget_processor",
             "enable_custom_logit_processor",
             "warmup",
+            "constrain_auto_tools",
             "thinking_grace_tokens",
             "thinking_budget_mode",
             "default_thinking_budget",

@@ -151,6 +151,13 @@ class ToolParserPlugin(Plugin):
         ``tools``. None: cannot force."""
         return None
 
+    def auto_constraint(
+        self, tools: Sequence[Mapping[str, Any]], *, parallel: bool
+    ) -> dict[str, str] | None:
+        """SGLang sampling params for ``tool_choice`` "auto": text stays free, but a call
+        the model opens is held to its tool's schema. None: auto stays unconstrained."""
+        return None
+
 
 # --- logit processors -------------------------------------------------------------------------
 

@@ -240,21 +240,71 @@ def test_response_format_json_schema(client: OpenAI, thinking: bool) -> None:
         model=TINY,
         messages=USER,
         max_tokens=200,
-        # Greedy: sampled at temperature 1, SGLang's run (its seed is not applied) gave
-        # a `name` longer than maxLength once in a few runs: the grammar counts what the
-        # detokenized text does not (U+FFFD for byte tokens), issue #13.
-        temperature=0,
+        temperature=1.0,
+        seed=3,  # type: ignore[arg-type]
         response_format={
             "type": "json_schema",
             "json_schema": {"name": "person", "schema": SCHEMA},
         },
         extra_body=extra,
     )
-    # strict=False: xgrammar 0.2.7's JSON grammar (both engines use it) lets raw control
-    # characters into strings (the tiny tokenizer's byte 0x17 token, measured), which
-    # RFC 8259 forbids; the structure and the schema are what the grammar guarantees.
     content = resp.choices[0].message.content or ""
-    jsonschema.validate(json.loads(content, strict=False), SCHEMA)
+    jsonschema.validate(json.loads(content), SCHEMA)  # strict: no raw control characters
+
+
+def test_response_format_wins_over_the_auto_tool_constraint(client: OpenAI) -> None:
+    """Tools and tool_choice auto with a response_format: the format's grammar applies
+    (one grammar per request), not a 400."""
+    resp = client.chat.completions.create(
+        model=TINY,
+        messages=USER,
+        tools=MATH_TOOLS,  # type: ignore[arg-type]
+        max_tokens=200,
+        temperature=1.0,
+        seed=4,  # type: ignore[arg-type]
+        response_format={"type": "json_schema", "json_schema": {"name": "p", "schema": SCHEMA}},
+        extra_body={"chat_template_kwargs": NO_THINK},
+    )
+    assert resp.choices[0].message.tool_calls is None
+    jsonschema.validate(json.loads(resp.choices[0].message.content or ""), SCHEMA)
+
+
+def test_auto_unconstrained_when_turned_off(
+    module_server_factory: Any, force_tokens_processor: str, tok: Any
+) -> None:
+    """--no-constrain-auto-tools: a call the random model opens is its own (malformed,
+    so it stays content); with the default, tests/test_tool_schema.py holds the same
+    forced start to the schema on every seed."""
+    server = module_server_factory("--enable-custom-logit-processor", "--no-constrain-auto-tools")
+    free = OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0)
+    start = {"force": [tok.convert_tokens_to_ids("<tool_call>")]}
+
+    def ask(tools: list[Any], seed: int) -> Any:
+        return free.chat.completions.create(
+            model=TINY,
+            messages=USER,
+            tools=tools,
+            parallel_tool_calls=False,  # else a random model rambles on after the call
+            max_tokens=300,
+            temperature=1.0,
+            seed=seed,
+            extra_body={
+                "custom_logit_processor": force_tokens_processor,
+                "custom_params": start,
+                "chat_template_kwargs": NO_THINK,
+            },
+        ).choices[0]
+
+    for seed in range(4):
+        choice = ask(MATH_TOOLS, seed)
+        assert choice.message.tool_calls is None, (seed, choice)
+        assert (choice.message.content or "").startswith("<tool_call>"), (seed, choice)
+    # A strict function asks for the constraint all the same (OpenAI's strict mode).
+    strict = [{**t, "function": {**t["function"], "strict": True}} for t in MATH_TOOLS]
+    for seed in range(4):
+        choice = ask(strict, seed)
+        assert choice.finish_reason == "tool_calls", (seed, choice)
+        _check_call(choice.message.tool_calls[0], {"add", "toggle"})  # type: ignore[index]
 
 
 def test_response_format_json_object(client: OpenAI) -> None:

@@ -40,7 +40,7 @@ ORDER = {
     "required": ["item", "count", "name", "address"],
     "additionalProperties": False,
 }
-WHOLE, STREAMED = range(100), range(100, 125)
+WHOLE, STREAMED = range(100), range(100, 200)
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,10 @@
 """``tool_choice`` and ``response_format`` -> a grammar in SGLang's sampling params.
 
+- ``required`` / a named function: the plugin's forced call;
+- ``auto`` (or unset) with tools: the plugin's auto constraint (text free, calls held to
+  their schemas; off with ``constrain_auto_tools``), unless a ``response_format`` applies;
+- ``response_format`` ``json_object`` / ``json_schema``: SGLang's ``json_schema``.
+
 The grammar itself is the model's business (the tool-parser plugin writes the EBNF of
 its call format); this module decides when one applies, and gates it behind the
 reasoning: with thinking on, the model reasons freely and the grammar starts after it
@@ -33,6 +38,17 @@ def named_function(req: ChatCompletionRequest) -> str | None:
             "tool_choice",
         )
     return name
+
+
+def _auto_tool_grammar(req: ChatCompletionRequest, state: ServerState) -> dict[str, str] | None:
+    """tool_choice "auto" (or unset) with tools: free text, calls held to their schemas,
+    unless the server turned it off (a function with ``strict: true`` still asks for it,
+    as OpenAI's strict function calling does) or the plugin cannot."""
+    plugin = state.plugins.tools
+    strict = any(tool.function.strict for tool in req.tools or [])
+    if not req.tools or plugin is None or not (state.config.constrain_auto_tools or strict):
+        return None
+    return plugin.auto_constraint(tool_dicts(req), parallel=req.parallel_tool_calls is not False)
 
 
 def _tool_grammar(req: ChatCompletionRequest, state: ServerState) -> dict[str, str] | None:
@@ -86,6 +102,9 @@ def apply_constraints(
             "response_format",
         )
     grammar = tool_grammar or format_grammar
+    if grammar is None and req.tool_choice in (None, "auto"):
+        # An explicit response_format wins over the implicit auto constraint.
+        grammar = _auto_tool_grammar(req, state)
     if grammar is None:
         return
     request.sampling_params.update(grammar)

@@ -33,11 +33,14 @@ _UTF8_RANGES = (
     *((0x80, 0x7FF), (0x800, 0xFFF), (0x1000, 0xCFFF), (0xD000, 0xD7FF)),
     *((0xE000, 0xFFFF), (0x10000, 0x3FFFF), (0x40000, 0xFFFFF), (0x100000, 0x10FFFF)),
 )
+#: Every non-ASCII code point, as regex class ranges xgrammar compiles to valid UTF-8 only.
+NON_ASCII_RANGES = "".join(f"{chr(a)}-{chr(b)}" for a, b in _UTF8_RANGES)
 #: One character of a bounded string: what RFC 8259 allows unescaped, as valid UTF-8.
-STRING_CHAR = "[ !#-\\[\\]-\x7f" + "".join(f"{chr(a)}-{chr(b)}" for a, b in _UTF8_RANGES) + "]"
+STRING_CHAR = "[ !#-\\[\\]-\x7f" + NON_ASCII_RANGES + "]"
 
 
-def _is_plain_bounded_string(schema: dict[str, Any]) -> bool:
+def is_plain_bounded_string(schema: dict[str, Any]) -> bool:
+    """A string with minLength / maxLength and nothing else that shapes it."""
     kind = schema.get("type")
     is_string = kind == "string" or (isinstance(kind, list) and kind == ["string"])
     bounded = "minLength" in schema or "maxLength" in schema
@@ -65,7 +68,7 @@ def with_valid_json_strings(schema: Any) -> Any:
             out[key] = [with_valid_json_strings(sub) for sub in value]
         elif key in single:
             out[key] = with_valid_json_strings(value)
-    if _is_plain_bounded_string(out):
+    if is_plain_bounded_string(out):
         # The pattern holds the bound; SGLang refuses a pattern beside minLength/maxLength
         # (xgrammar cannot enforce both) and so does the cpu engine.
         out["pattern"] = _length_pattern(out)

@@ -66,6 +66,13 @@ class Qwen3CoderToolPlugin(ToolParserPlugin):
         tag = tool_call_structural_tag(tools, function=function, parallel=parallel)
         return {"structural_tag": tag}
 
+    def auto_constraint(
+        self, tools: Sequence[Mapping[str, Any]], *, parallel: bool
+    ) -> dict[str, str] | None:
+        from omni_sglang_nemotron.tool_grammar import tool_call_structural_tag
+
+        return {"structural_tag": tool_call_structural_tag(tools, auto=True, parallel=parallel)}
+
 
 class NemotronThinkingBudgetPlugin(LogitProcessorPlugin):
     description = "Nemotron 3 thinking budget (NVIDIA's rule: finish the line, then close)"
