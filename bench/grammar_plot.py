@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 PANELS = [
+    ("build_ms", "ms", "tag built in Python"),
     ("compile_uncached_ms", "ms", "compile, cache off"),
     ("compile_cached_ms", "ms", "compile, cached (same tools again)"),
     ("mask_us_per_token", "µs per token", "token mask"),
@@ -23,7 +24,7 @@ def plot(result: dict[str, Any], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = result["rows"]
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(13, 4))
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(16, 4))
     for axis, (key, unit, title) in zip(axes, PANELS, strict=True):
         for i, (who, label) in enumerate([("ours", "omni-sglang"), ("sglang", result["peer"])]):
             axis.bar(

@@ -258,3 +258,26 @@ def test_body_limit_and_disabled_processor(locked_server: Server) -> None:
         400,
         "enable-custom-logit-processor",
     )
+
+
+#: The only routes a client may reach without the API key: the health probes (load
+#: balancers and orchestrators carry no key).
+OPEN_ROUTES = {"/v1/health/live", "/v1/health/ready", "/health", "/health_generate"}
+
+
+def test_no_route_is_left_open(locked_server: Server) -> None:
+    """Every route the server documents, probes aside, refuses a request without the key
+    (vLLM once left /invocations open); the documentation itself included."""
+    good = {"Authorization": "Bearer s3cret"}
+    spec = httpx.get(locked_server.url + "/openapi.json", headers=good).json()
+    assert "/tokenize" in spec["paths"] and "/v1/chat/completions" in spec["paths"]
+    for path, methods in spec["paths"].items():
+        for method in methods:
+            url = locked_server.url + path.replace("{", "").replace("}", "")
+            response = httpx.request(method.upper(), url, timeout=30)
+            if path in OPEN_ROUTES:
+                assert response.status_code != 401, path
+            else:
+                assert response.status_code == 401, (method, path, response.status_code)
+    for path in ("/openapi.json", "/docs"):
+        assert httpx.get(locked_server.url + path).status_code == 401, path

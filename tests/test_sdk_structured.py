@@ -67,7 +67,9 @@ def test_openai_parse_with_pydantic_function_tools(
     choice: Any = tool_choice
     if tool_choice == "named":
         choice = {"type": "function", "function": {"name": "GetWeather"}}
-    completion = client.chat.completions.parse(
+    # Both spellings the SDK has had: beta's (older code) and the current one.
+    parse = client.beta.chat.completions.parse if seed % 2 else client.chat.completions.parse
+    completion = parse(
         model=TINY,
         messages=[{"role": "user", "content": "Weather in Paris for two days?"}],
         tools=[openai.pydantic_function_tool(GetWeather)],

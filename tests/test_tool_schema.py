@@ -39,8 +39,9 @@ BOOKING = {
             "maxItems": 2,
         },
         "note": {"type": "string", "minLength": 2, "maxLength": 20},
+        "currency": {"type": "string", "const": "EUR"},
     },
-    "required": ["city", "nights", "guest"],
+    "required": ["city", "nights", "guest", "currency"],
     "additionalProperties": False,
 }
 TOOLS = [

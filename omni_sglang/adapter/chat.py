@@ -91,13 +91,22 @@ def _engine_expands(state: ServerState, request: EngineRequest) -> bool:
     return bool(state.engine.expands_media and has_media)
 
 
-async def prepare_chat(req: ChatCompletionRequest, state: ServerState) -> PreparedChat:
+async def render_chat(
+    req: ChatCompletionRequest, state: ServerState
+) -> tuple[ChatCompletionRequest, int | None, str]:
+    """The request checked and as its ``reasoning_effort`` means it, its reasoning
+    budget, and its prompt as the chat template renders it."""
     state.check_model(req.model)
     _refuse_unimplemented(req, state)
     req, budget = resolve_thinking(req, state)
     state.check_prompt_chars(_text_chars(req))
     # Rendering and tokenizing a long prompt takes a while: off the event loop.
     prompt = await asyncio.to_thread(render_chat_prompt, state.tokenizer, req)
+    return req, budget, prompt
+
+
+async def prepare_chat(req: ChatCompletionRequest, state: ServerState) -> PreparedChat:
+    req, budget, prompt = await render_chat(req, state)
     engine_request = EngineRequest(rid=f"chatcmpl-{uuid.uuid4().hex}", stream=req.stream)
     warnings = await _media_prompt(req, state, prompt, engine_request)
     prompt_len = len(engine_request.input_ids or [])

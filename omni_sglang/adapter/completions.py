@@ -12,6 +12,7 @@ from omni_sglang.adapter.sampling import (
     seed_warnings,
 )
 from omni_sglang.engines.base import EngineRequest
+from omni_sglang.engines.request_checks import check_vocab_ids
 from omni_sglang.errors import InvalidRequestError, UnsupportedFieldError
 from omni_sglang.protocol.openai import CompletionRequest
 from omni_sglang.state import ServerState
@@ -63,15 +64,13 @@ def prepare_completion(req: CompletionRequest, state: ServerState) -> PreparedCo
     if req.best_of is not None and req.best_of != req.n:
         raise UnsupportedFieldError("'best_of' different from 'n' is not supported", "best_of")
     tokenizer = state.tokenizer
-    vocab = len(tokenizer)
     context = state.model_info.max_model_len
     prompt_ids = _prompts(req, state)
     processor = custom_processor(req, state.config.enable_custom_logit_processor)
     requests, texts = [], []
     base = f"cmpl-{uuid.uuid4().hex}"
     for i, ids in enumerate(prompt_ids):
-        if any(not 0 <= t < vocab for t in ids):
-            raise InvalidRequestError(f"token ids must be in [0, {vocab})", "prompt")
+        check_vocab_ids(ids, len(tokenizer), "prompt")
         max_new = resolve_max_new_tokens(req.max_tokens, len(ids), context)
         params = sampling_params(
             req,

@@ -20,7 +20,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 
 from omni_sglang import __version__, metrics
-from omni_sglang.api import routes_nim, routes_openai, routes_sglang
+from omni_sglang.api import routes_nim, routes_openai, routes_sglang, routes_tokenize
 from omni_sglang.api.errors import install_error_handlers
 from omni_sglang.api.openapi import install_openapi
 from omni_sglang.engines.base import EngineRequest
@@ -105,7 +105,15 @@ def create_app(
             loader.cancel()
             await state.engine.shutdown()
 
-    app = FastAPI(title="omni-sglang", version=__version__, lifespan=lifespan)
+    # The documentation routes come from install_openapi, behind the API key.
+    app = FastAPI(
+        title="omni-sglang",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.omni = state
     if state.config.cors_allow_origins:  # off unless configured: browsers get no access
         app.add_middleware(
@@ -133,5 +141,6 @@ def create_app(
     app.include_router(routes_nim.router, dependencies=secured)
     app.include_router(routes_openai.router, dependencies=secured)
     app.include_router(routes_sglang.router, dependencies=secured)
-    install_openapi(app)
+    app.include_router(routes_tokenize.router, dependencies=secured)
+    install_openapi(app, dependencies=secured)
     return app

@@ -3,10 +3,13 @@ and schema-driven fuzzers still see the real request schema."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 
 _REF = "#/components/schemas/{model}"
@@ -25,7 +28,10 @@ def body_schema(model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
-def install_openapi(app: FastAPI) -> None:
+def install_openapi(app: FastAPI, dependencies: Sequence[Any] = ()) -> None:
+    """The schema at ``/openapi.json`` and Swagger UI at ``/docs``, behind
+    ``dependencies`` (the API key: FastAPI's own docs routes take no dependencies)."""
+
     def build() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
@@ -39,3 +45,12 @@ def install_openapi(app: FastAPI) -> None:
         return schema
 
     app.openapi = build  # type: ignore[method-assign]
+
+    async def schema() -> JSONResponse:
+        return JSONResponse(build())
+
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - docs")
+
+    for path, endpoint in (("/openapi.json", schema), ("/docs", docs)):
+        app.add_api_route(path, endpoint, include_in_schema=False, dependencies=list(dependencies))

@@ -47,11 +47,16 @@ def check_token_ids(request: EngineRequest, limit: int) -> None:
         "stop_token_ids": _integers(params.get("stop_token_ids"), "stop_token_ids"),
     }
     for name, ids in named.items():
-        bad = _outside(ids, limit)
-        if bad:
-            raise InvalidRequestError(
-                f"{name} names token ids outside this vocabulary [0, {limit}): {bad[:5]}", name
-            )
+        check_vocab_ids(ids, limit, name)
+
+
+def check_vocab_ids(ids: Iterable[int], limit: int, name: str) -> None:
+    """Every id within the vocabulary ``[0, limit)``; ``name``: the field they came in."""
+    bad = _outside(ids, limit)
+    if bad:
+        raise InvalidRequestError(
+            f"{name} names token ids outside this vocabulary [0, {limit}): {bad[:5]}", name
+        )
 
 
 def check_sampling_keys(params: dict[str, Any], known: Iterable[str]) -> None:

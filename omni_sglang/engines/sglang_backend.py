@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -311,8 +312,12 @@ class SGLangEngine(Engine):
         model_config = getattr(self._require_engine().tokenizer_manager, "model_config", None)
         hf_config = getattr(model_config, "hf_config", None)
         # The checkpoint's config, as the CPU engine gives it: the modality plugin reads its
-        # media settings (vision / sound configs, placeholder tokens) from it.
-        extra = {} if hf_config is None else {"config": hf_config.to_dict()}
+        # media settings (vision / sound configs, placeholder tokens) from it. The file's
+        # own keys win: SGLang's Nemotron Omni config class leaves vision_config and
+        # force_image_size out of its to_dict() (measured: the plugin then planned a 64x48
+        # image as 13k tokens where SGLang's processor made 12).
+        config = {**(hf_config.to_dict() if hf_config is not None else {}), **_config_file(args)}
+        extra: dict[str, Any] = {"config": config} if config else {}
         if hf_config is not None:
             extra["architectures"] = list(getattr(hf_config, "architectures", None) or [])
         return ModelInfo(
@@ -384,3 +389,12 @@ class SGLangEnginePlugin(EnginePlugin):
         from omni_sglang.engines.sglang_platform import sglang_device
 
         return SGLangEngine(config, sglang_device())
+
+
+def _config_file(args: Any) -> dict[str, Any]:
+    """The checkpoint folder's config.json, if the model path is a folder."""
+    path = Path(str(args.model_path)) / "config.json"
+    if not path.is_file():
+        return {}
+    loaded = json.loads(path.read_text())
+    return loaded if isinstance(loaded, dict) else {}
