@@ -15,6 +15,7 @@ from typing import Any
 
 from omni_sglang.adapter.chat import render_chat
 from omni_sglang.adapter.completions import MAX_PROMPTS_PER_REQUEST
+from omni_sglang.adapter.engine_media import expanded_prompt
 from omni_sglang.adapter.media import load_media
 from omni_sglang.engines.request_checks import check_vocab_ids
 from omni_sglang.errors import InvalidRequestError
@@ -36,12 +37,7 @@ async def render_chat_ids(req: ChatCompletionRequest, state: ServerState) -> Ren
     if media is None:
         encoded = await asyncio.to_thread(state.tokenizer, prompt, add_special_tokens=False)
         return RenderedChat(prompt, list(encoded.input_ids), 0)
-    if state.modality is None:
-        raise InvalidRequestError("this server has no modality processor for media", "messages")
-    try:
-        processed = await asyncio.to_thread(state.modality.process, prompt, media.items)
-    except ValueError as exc:
-        raise InvalidRequestError(f"the media could not be placed in the prompt: {exc}") from exc
+    processed = await expanded_prompt(state, prompt, media)
     return RenderedChat(prompt, list(processed.input_ids), len(media.items))
 
 
