@@ -1,7 +1,9 @@
-"""NIM's service endpoints: models, health probes, version and metadata."""
+"""NIM's service endpoints: models, health probes, version, metadata, license and
+manifest."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -9,6 +11,8 @@ from fastapi.responses import Response
 
 from omni_sglang import __version__
 from omni_sglang.api.io import json_response
+from omni_sglang.api.routes_openai import server_state
+from omni_sglang.checkpoint_info import license_info, manifest_info
 from omni_sglang.state import ServerState
 
 router = APIRouter()
@@ -94,3 +98,21 @@ async def metadata(request: Request) -> Response:
             },
         }
     )
+
+
+@router.get("/v1/license")
+async def license_(request: Request) -> Response:
+    """NIM's license endpoint: what the served checkpoint's folder says (no network)."""
+    state = server_state(request)
+    built_in = state.config.model_path is None
+    body = await asyncio.to_thread(license_info, state.model_info.model_path, built_in)
+    return json_response(body)
+
+
+@router.get("/v1/manifest")
+async def manifest(request: Request) -> Response:
+    """NIM's manifest endpoint: the served checkpoint's files, sizes and checksums."""
+    state = server_state(request)
+    name = state.model_names[0]
+    body = await asyncio.to_thread(manifest_info, state.model_info.model_path, name)
+    return json_response(body)
