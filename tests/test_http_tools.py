@@ -223,7 +223,9 @@ SCHEMA = {
     "type": "object",
     "properties": {
         "name": {"type": "string", "maxLength": 12},
-        "age": {"type": "integer"},
+        # Bounded: unbounded, a random model at temperature 1 may write digits until
+        # max_tokens, and the cut-off JSON would not parse.
+        "age": {"type": "integer", "minimum": 0, "maximum": 150},
         "ok": {"type": "boolean"},
     },
     "required": ["name", "age", "ok"],
