@@ -31,57 +31,17 @@ from omni_sglang.engines.grammar_tokens import grammar_tokenizer_info
 from omni_sglang.tiny.model import ensure_tiny_model
 from omni_sglang_nemotron.tool_grammar import tool_call_structural_tag
 
-#: The tools of tests/test_tool_schema.py: enum, bounds, a nested object, an array,
-#: bounded strings, a pattern.
-TOOLS: list[dict[str, Any]] = [
-    {
-        "type": "function",
-        "function": {
-            "name": "book",
-            "parameters": {
-                "type": "object",
-                "properties": {
-                    "city": {"type": "string", "enum": ["Paris", "Tokyo"]},
-                    "nights": {"type": "integer", "minimum": 1, "maximum": 14},
-                    "guest": {
-                        "type": "object",
-                        "properties": {
-                            "name": {"type": "string", "minLength": 1, "maxLength": 12},
-                            "vip": {"type": "boolean"},
-                        },
-                        "required": ["name", "vip"],
-                        "additionalProperties": False,
-                    },
-                    "extras": {
-                        "type": "array",
-                        "items": {"type": "string", "enum": ["breakfast", "parking"]},
-                        "maxItems": 2,
-                    },
-                    "note": {"type": "string", "minLength": 2, "maxLength": 20},
-                },
-                "required": ["city", "nights", "guest"],
-                "additionalProperties": False,
-            },
-        },
-    },
-    {
-        "type": "function",
-        "function": {
-            "name": "cancel",
-            "parameters": {
-                "type": "object",
-                "properties": {"code": {"type": "string", "pattern": "^[A-Z]{3}[0-9]{2}$"}},
-                "required": ["code"],
-            },
-        },
-    },
-]
+# The schema tests' tools (enum, const, bounds, a nested object, an array, bounded
+# strings, a pattern), so the bench measures the grammar the tests hold to.
+from tests.test_tool_schema import TOOLS
+
 CALL = (
     "<tool_call>\n<function=book>\n<parameter=city>\nParis\n</parameter>\n"
     "<parameter=nights>\n2\n</parameter>\n"
     '<parameter=guest>\n{"name": "Ada Lovelace", "vip": true}\n</parameter>\n'
     '<parameter=extras>\n["breakfast"]\n</parameter>\n'
-    "<parameter=note>\nlate, quiet room\n</parameter>\n</function>\n</tool_call>"
+    "<parameter=note>\nlate, quiet room\n</parameter>\n"
+    "<parameter=currency>\nEUR\n</parameter>\n</function>\n</tool_call>"
 )
 MODES = {
     "required": "required",

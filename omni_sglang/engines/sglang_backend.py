@@ -160,6 +160,7 @@ class SGLangEngine(Engine):
         self._queues: dict[str, asyncio.Queue[Any]] = {}
         self._watcher: asyncio.Task[None] | None = None
         self._vocab_size = 0
+        self._model_info: ModelInfo | None = None
         self.tokenizer: Any = None
 
     def _launch(self) -> Any:
@@ -308,6 +309,12 @@ class SGLangEngine(Engine):
             pump.cancel()
 
     def model_info(self) -> ModelInfo:
+        # Built once: routes ask per request, and it reads the checkpoint's config.json.
+        if self._model_info is None:
+            self._model_info = self._read_model_info()
+        return self._model_info
+
+    def _read_model_info(self) -> ModelInfo:
         args = self._server_args
         model_config = getattr(self._require_engine().tokenizer_manager, "model_config", None)
         hf_config = getattr(model_config, "hf_config", None)
