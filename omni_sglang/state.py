@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +11,7 @@ from omni_sglang.admission import Admission
 from omni_sglang.config import ServerConfig
 from omni_sglang.engines.base import Engine, ModelInfo
 from omni_sglang.errors import ContextLengthExceededError, EngineError, ModelNotFoundError
+from omni_sglang.output.logprobs import TokenNames
 from omni_sglang.plugin_api import (
     LogitProcessorPlugin,
     ModalityProcessor,
@@ -86,6 +88,11 @@ class ServerState:
     @property
     def tokenizer(self) -> Any:
         return self.engine.tokenizer
+
+    @functools.cached_property
+    def token_names(self) -> TokenNames:
+        """Tokens as logprobs name them (cached: the same few ids recur)."""
+        return TokenNames(self.tokenizer)
 
     @property
     def model_info(self) -> ModelInfo:

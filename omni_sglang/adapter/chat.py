@@ -46,8 +46,6 @@ class PreparedChat:
 
 
 def _refuse_unimplemented(req: ChatCompletionRequest, state: ServerState) -> None:
-    if req.logprobs:
-        raise UnsupportedFieldError("'logprobs' is not supported by this server", "logprobs")
     if req.tool_choice not in (None, "none") and not req.tools:
         raise InvalidRequestError("'tool_choice' needs 'tools'", "tool_choice")
     if req.tools and req.tool_choice != "none" and state.plugins.tools is None:
@@ -107,7 +105,12 @@ async def render_chat(
 
 async def prepare_chat(req: ChatCompletionRequest, state: ServerState) -> PreparedChat:
     req, budget, prompt = await render_chat(req, state)
-    engine_request = EngineRequest(rid=f"chatcmpl-{uuid.uuid4().hex}", stream=req.stream)
+    engine_request = EngineRequest(
+        rid=f"chatcmpl-{uuid.uuid4().hex}",
+        stream=req.stream,
+        return_logprob=req.logprobs,
+        top_logprobs_num=req.top_logprobs or 0,
+    )
     warnings = await _media_prompt(req, state, prompt, engine_request)
     prompt_len = len(engine_request.input_ids or [])
     info = state.model_info

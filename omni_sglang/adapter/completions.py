@@ -59,8 +59,6 @@ def prepare_completion(req: CompletionRequest, state: ServerState) -> PreparedCo
     state.check_model(req.model)
     if req.suffix:
         raise UnsupportedFieldError("'suffix' (fill-in-the-middle) is not supported", "suffix")
-    if req.logprobs is not None:
-        raise UnsupportedFieldError("'logprobs' is not supported by this server", "logprobs")
     if req.best_of is not None and req.best_of != req.n:
         raise UnsupportedFieldError("'best_of' different from 'n' is not supported", "best_of")
     tokenizer = state.tokenizer
@@ -84,6 +82,10 @@ def prepare_completion(req: CompletionRequest, state: ServerState) -> PreparedCo
                 input_ids=ids,
                 sampling_params=params,
                 custom_logit_processor=processor,
+                return_logprob=req.logprobs is not None,
+                top_logprobs_num=req.logprobs or 0,
+                # echo: the prompt's logprobs too, from its first token (SGLang's rule).
+                logprob_start_len=0 if req.echo and req.logprobs is not None else -1,
             )
         )
         texts.append(tokenizer.decode(ids) if req.echo else "")

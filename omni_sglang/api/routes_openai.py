@@ -103,6 +103,7 @@ async def _chat_completions(request: Request, state: ServerState, ticket: Ticket
         req.n,
         make_stream,
         _reasoning_fields(state),
+        state.token_names if req.logprobs else None,
     )
     outputs = ticket.guard(
         timed(await primed(state.engine.generate(prepared.request)), ticket.started)
@@ -145,7 +146,11 @@ async def _completions(request: Request, state: ServerState, ticket: Ticket) -> 
     prepared = prepare_completion(req, state)
     outputs = await open_streams(state, prepared.requests, ticket)
     asm = CompletionAssembler(
-        prepared.requests[0].rid.rsplit("-", 1)[0], req.model, req.n, prepared.prompt_texts
+        prepared.requests[0].rid.rsplit("-", 1)[0],
+        req.model,
+        req.n,
+        prepared.prompt_texts,
+        state.token_names if req.logprobs is not None else None,
     )
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)

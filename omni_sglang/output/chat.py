@@ -11,6 +11,7 @@ from typing import Any
 from omni_sglang.engines.base import EngineOutput
 from omni_sglang.metrics import record_reasoning
 from omni_sglang.output.choice import ChoiceDelta, ChoiceStream, collect
+from omni_sglang.output.logprobs import TokenNames, chat_content
 from omni_sglang.output.usage import finish_reason_name, usage_dict
 
 
@@ -47,7 +48,9 @@ class ChatAssembler:
         n: int,
         make_stream: Callable[[], ChoiceStream],
         reasoning_fields: tuple[str, ...],
+        logprobs: TokenNames | None = None,
     ):
+        """``logprobs``: how to name tokens when the request asked for logprobs."""
         self.rid = rid
         self.media_tokens: dict[str, int] = {}
         self.model = model
@@ -57,6 +60,11 @@ class ChatAssembler:
         self.prompt_tokens = 0
         self.cached_tokens = 0
         self._call_ids: dict[tuple[int, int], str] = {}
+        self._names = logprobs
+        #: Per choice: logprobs of tokens not yet sent (a chunk with nothing to show
+        #: is not sent; its tokens' logprobs go with the next one).
+        self.logprobs: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+        self._logprobs_sent = [0] * n
 
     def call_id(self, choice: int, index: int) -> str:
         """OpenAI-style ids, unique across requests (clients match results by id)."""
@@ -71,6 +79,10 @@ class ChatAssembler:
         self.cached_tokens = max(self.cached_tokens, out.cached_tokens)
         self.media_tokens = out.media_tokens or self.media_tokens
         stream = self.streams[out.index]
+        if self._names is not None and out.output_token_logprobs:
+            self.logprobs[out.index] += chat_content(
+                self._names, out.output_token_logprobs, out.output_top_logprobs
+            )
         delta = stream.feed(out.text, out.token_ids)
         if out.finish_reason is not None:
             stream.finish_reason = out.finish_reason
@@ -80,6 +92,15 @@ class ChatAssembler:
             delta.tool_calls.extend(tail.tool_calls)
             return delta, True
         return delta, False
+
+    def logprobs_object(self, index: int, whole: bool = False) -> dict[str, Any] | None:
+        """A choice's ``logprobs``: all of them, or those since the last chunk."""
+        if self._names is None:
+            return None
+        start = 0 if whole else self._logprobs_sent[index]
+        self._logprobs_sent[index] = len(self.logprobs[index])
+        content = self.logprobs[index][start:]
+        return {"content": content, "refusal": None} if whole else {"content": content}
 
     def usage(self) -> dict[str, Any]:
         return usage_dict(
@@ -117,7 +138,7 @@ async def chat_response(asm: ChatAssembler, outputs: AsyncIterator[EngineOutput]
             {
                 "index": index,
                 "message": message,
-                "logprobs": None,
+                "logprobs": asm.logprobs_object(index, whole=True),
                 "finish_reason": asm.finish_reason(index),
             }
         )
@@ -170,7 +191,7 @@ async def chat_chunks(
         choice = {
             "index": out.index,
             "delta": body,
-            "logprobs": None,
+            "logprobs": asm.logprobs_object(out.index),
             "finish_reason": asm.finish_reason(out.index) if finished else None,
         }
         yield chunk([choice], asm.usage() if continuous_usage else None)

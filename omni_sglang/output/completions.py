@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from omni_sglang.engines.base import EngineOutput, FinishReason
+from omni_sglang.output.logprobs import CompletionLogprobs, TokenNames
 from omni_sglang.output.usage import finish_reason_name, usage_dict
 
 _DONE = object()
@@ -52,7 +53,15 @@ async def merge(
 
 
 class CompletionAssembler:
-    def __init__(self, rid: str, model: str, n: int, prompt_texts: list[str]):
+    def __init__(
+        self,
+        rid: str,
+        model: str,
+        n: int,
+        prompt_texts: list[str],
+        logprobs: TokenNames | None = None,
+    ):
+        """``logprobs``: how to name tokens when the request asked for logprobs."""
         self.rid = rid
         self.model = model
         self.n = n
@@ -64,6 +73,16 @@ class CompletionAssembler:
         self.prompt_tokens = [0] * len(prompt_texts)
         self.completion_tokens = [0] * count
         self.echoed = [False] * count
+        self.logprobs = [CompletionLogprobs(logprobs) for _ in range(count)] if logprobs else None
+        self._logprobs_sent = [0] * count
+
+    def logprobs_object(self, index: int, whole: bool = False) -> dict[str, Any] | None:
+        """A choice's ``logprobs``: all of them, or those since the last chunk."""
+        if self.logprobs is None:
+            return None
+        start = 0 if whole else self._logprobs_sent[index]
+        self._logprobs_sent[index] = len(self.logprobs[index].tokens)
+        return self.logprobs[index].since(start)
 
     def feed(self, pos: int, out: EngineOutput) -> tuple[int, str]:
         index = pos * self.n + out.index
@@ -74,6 +93,11 @@ class CompletionAssembler:
             self.echoed[index] = True
             text = self.prompt_texts[pos] + text
         self.texts[index] += text
+        if self.logprobs is not None:
+            logprobs = self.logprobs[index]
+            if out.input_token_logprobs:  # echo: the prompt's, first
+                logprobs.add(out.input_token_logprobs, out.input_top_logprobs)
+            logprobs.add(out.output_token_logprobs or [], out.output_top_logprobs)
         if out.finish_reason is not None:
             self.finish[index] = out.finish_reason
         return index, text
@@ -96,7 +120,7 @@ async def completion_response(
             {
                 "index": i,
                 "text": text,
-                "logprobs": None,
+                "logprobs": asm.logprobs_object(i, whole=True),
                 "finish_reason": finish_reason_name(asm.finish[i]),
             }
             for i, text in enumerate(asm.texts)
@@ -122,7 +146,7 @@ async def completion_chunks(
                 {
                     "index": index,
                     "text": text,
-                    "logprobs": None,
+                    "logprobs": asm.logprobs_object(index),
                     "finish_reason": finish_reason_name(out.finish_reason) if finished else None,
                 }
             ],

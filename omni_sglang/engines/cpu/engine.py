@@ -390,7 +390,6 @@ class CpuEngine(Engine):
     def _sample(self, seq: Sequence, logits: torch.Tensor) -> tuple[int, Any, Any]:
         logits = self._mask_padding(logits)
         state = seq.request
-        raw = torch.log_softmax(logits, dim=-1) if state.return_logprob else None
         seq.sampler.bias_logits(logits, len(seq.output_ids), seq.stop_ids)
         if seq.grammar is not None:
             seq.grammar.mask(logits)
@@ -401,8 +400,9 @@ class CpuEngine(Engine):
             except Exception as exc:
                 raise EngineError(processor_failed(processor, exc)) from exc
         token = seq.sampler.draw(logits)
-        if raw is None:
+        if not state.return_logprob:
             return token, None, None
+        raw = seq.sampler.logprobs(logits)
         decode = self._decode_one if state.return_text_in_logprobs else None
         entry = [float(raw[token]), token, decode(token) if decode else None]
         tops = (

@@ -1,7 +1,8 @@
 """SGLang's logprob entries: ``[logprob, token_id, text_or_None]``, for prompt and output.
 
-Logprobs come from the model's raw distribution (before penalties, temperature and
-constraints), which is what ``sgl.select`` compares choices by.
+As in SGLang, a prompt token's logprob is read from the model's raw distribution (what
+``sgl.select`` compares choices by); a sampled token's from the distribution it was drawn
+from (``Sampler.logprobs``).
 """
 
 from __future__ import annotations

@@ -207,6 +207,13 @@ class SequenceSampler:
         if self._bias is not None:
             logits += self._bias
 
+    def logprobs(self, logits: torch.Tensor) -> torch.Tensor:
+        """The distribution a sampled token's logprob is read from, as SGLang's sampler
+        reports it: after penalties, bias, grammar and custom processors, scaled by the
+        temperature (greedy: not scaled, SGLang's all-greedy batch); masked tokens -inf."""
+        cfg = self.config
+        return torch.log_softmax(logits / (1.0 if cfg.greedy else cfg.temperature), dim=-1)
+
     def draw(self, logits: torch.Tensor) -> int:
         cfg = self.config
         if cfg.greedy:
