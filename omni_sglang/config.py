@@ -167,6 +167,12 @@ class ServerConfig(BaseModel):
     max_n: int = Field(16, gt=0, description="Largest 'n' a request may ask for")
     max_request_bytes: int = Field(64 * 1024 * 1024, gt=0)
     max_stop_sequences: int = Field(16, gt=0)
+    responses_store_size: int = Field(
+        256,
+        ge=0,
+        description="Responses kept in memory for GET /v1/responses/{id} and "
+        "previous_response_id (least recently used dropped first); 0 keeps none",
+    )
 
     @field_validator(
         "served_model_name",

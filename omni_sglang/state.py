@@ -20,6 +20,7 @@ from omni_sglang.plugin_api import (
     ToolParserPlugin,
 )
 from omni_sglang.plugins import PluginRegistry
+from omni_sglang.responses_store import ResponseStore
 
 
 @dataclass
@@ -93,6 +94,10 @@ class ServerState:
     def token_names(self) -> TokenNames:
         """Tokens as logprobs name them (cached: the same few ids recur)."""
         return TokenNames(self.tokenizer)
+
+    @functools.cached_property
+    def responses(self) -> ResponseStore:
+        return ResponseStore(self.config.responses_store_size)
 
     @property
     def model_info(self) -> ModelInfo:

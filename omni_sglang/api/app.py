@@ -20,7 +20,13 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 
 from omni_sglang import __version__, metrics
-from omni_sglang.api import routes_nim, routes_openai, routes_sglang, routes_tokenize
+from omni_sglang.api import (
+    routes_nim,
+    routes_openai,
+    routes_responses,
+    routes_sglang,
+    routes_tokenize,
+)
 from omni_sglang.api.errors import install_error_handlers
 from omni_sglang.api.openapi import install_openapi
 from omni_sglang.engines.base import EngineRequest
@@ -142,5 +148,6 @@ def create_app(
     app.include_router(routes_openai.router, dependencies=secured)
     app.include_router(routes_sglang.router, dependencies=secured)
     app.include_router(routes_tokenize.router, dependencies=secured)
+    app.include_router(routes_responses.router, dependencies=secured)
     install_openapi(app, dependencies=secured)
     return app

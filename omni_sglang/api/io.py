@@ -46,6 +46,11 @@ async def read_json(request: Request, model: type[M], max_bytes: int) -> M:
         raise InvalidRequestError(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidRequestError("the request body must be a JSON object")
+    return validated(model, data)
+
+
+def validated(model: type[M], data: dict[str, Any]) -> M:
+    """``data`` as ``model``, or the 400 that names every problem."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -79,13 +84,16 @@ async def _empty() -> AsyncIterator[Any]:
     yield
 
 
-def sse_response(events: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
-    """Server-sent events; an error after the 200 becomes an error event, then [DONE]."""
+def sse_response(events: AsyncIterator[dict[str, Any]], typed: bool = False) -> StreamingResponse:
+    """Server-sent events; an error after the 200 becomes an error event, then [DONE].
+    ``typed``: the Responses API's style, each event named by its ``type`` in an
+    ``event:`` line, and no [DONE]."""
 
     async def body() -> AsyncIterator[bytes]:
         try:
             async for event in events:
-                yield b"data: " + orjson.dumps(event) + b"\n\n"
+                name = b"event: " + event["type"].encode() + b"\n" if typed else b""
+                yield name + b"data: " + orjson.dumps(event) + b"\n\n"
         except OmniError as exc:
             yield b"data: " + orjson.dumps(omni_error_body(exc)) + b"\n\n"
         except Exception:
@@ -102,7 +110,8 @@ def sse_response(events: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
         finally:
             with contextlib.suppress(Exception):
                 await events.aclose()  # type: ignore[attr-defined]
-        yield b"data: [DONE]\n\n"
+        if not typed:
+            yield b"data: [DONE]\n\n"
 
     return StreamingResponse(
         body(),

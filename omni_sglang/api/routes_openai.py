@@ -85,6 +85,29 @@ async def chat_completions(request: Request) -> Response:
 
 async def _chat_completions(request: Request, state: ServerState, ticket: Ticket) -> Response:
     req = await read_json(request, ChatCompletionRequest, state.config.max_request_bytes)
+    asm, outputs, headers = await start_chat(req, state, ticket)
+    if req.stream:
+        options = req.stream_options
+        response: Response = sse_response(
+            chat_chunks(
+                asm,
+                outputs,
+                include_usage=bool(options and options.include_usage),
+                continuous_usage=bool(options and options.continuous_usage_stats),
+            )
+        )
+    else:
+        response = json_response(await unless_disconnected(request, chat_response(asm, outputs)))
+        ticket.release()
+    response.headers.update(headers)
+    return response
+
+
+async def start_chat(
+    req: ChatCompletionRequest, state: ServerState, ticket: Ticket
+) -> tuple[ChatAssembler, AsyncIterator[EngineOutput], dict[str, str]]:
+    """Start a chat request on the engine (errors surface now, as 4xx): its assembler,
+    its outputs, and the headers its response carries. ``/v1/responses`` runs here too."""
     prepared = await prepare_chat(req, state)
     plugins = state.plugins
 
@@ -109,21 +132,7 @@ async def _chat_completions(request: Request, state: ServerState, ticket: Ticket
         timed(await primed(state.engine.generate(prepared.request)), ticket.started)
     )
     headers = {**warning_headers(prepared.warnings), **defaults_header(prepared.sampling_defaults)}
-    if req.stream:
-        options = req.stream_options
-        response: Response = sse_response(
-            chat_chunks(
-                asm,
-                outputs,
-                include_usage=bool(options and options.include_usage),
-                continuous_usage=bool(options and options.continuous_usage_stats),
-            )
-        )
-    else:
-        response = json_response(await unless_disconnected(request, chat_response(asm, outputs)))
-        ticket.release()
-    response.headers.update(headers)
-    return response
+    return asm, outputs, headers
 
 
 def warning_headers(warnings: list[str]) -> dict[str, str]:
