@@ -237,5 +237,17 @@ class ModalityProcessor(ABC):
 
 
 class ModalityProcessorPlugin(Plugin):
+    #: The longest audio (seconds) the model hears in one prompt; longer uploads to
+    #: ``/v1/audio/transcriptions`` are cut into windows this long, at quiet points.
+    #: None: the model is not offered for transcription.
+    transcription_window_seconds: float | None = None
+
     @abstractmethod
     def create(self, model_config: Mapping[str, Any], tokenizer: Any) -> ModalityProcessor: ...
+
+    def transcription_prompt(
+        self, *, translate: bool, language: str | None, prompt: str | None
+    ) -> str:
+        """The user turn's text that asks the model to transcribe (or translate into
+        English) the audio beside it; ``prompt``: the client's context or spelling hints."""
+        raise NotImplementedError

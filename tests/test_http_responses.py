@@ -81,24 +81,28 @@ def test_reasoning_and_answer_whole_and_streamed(client: OpenAI, say: Any) -> No
     ]
 
 
-def test_instructions_and_items_render_as_the_chat_prompt(engine_server: Server) -> None:
+@pytest.mark.parametrize("as_file", [False, True], ids=["input_image", "input_file"])
+def test_instructions_and_items_render_as_the_chat_prompt(
+    engine_server: Server, client: OpenAI, as_file: bool
+) -> None:
     """One pipeline: a Responses request costs the prompt tokens of the chat request it
     means (instructions as the system message, the image as an image part)."""
-    parts = [
-        {"type": "input_text", "text": "What is this?"},
-        {"type": "input_image", "image_url": PNG, "detail": "auto"},
-    ]
-    body = {
-        "model": TINY,
-        "instructions": "Be brief.",
-        "input": [{"role": "user", "content": parts}],
-        "max_output_tokens": 1,
-    }
-    got = httpx.post(engine_server.url + "/v1/responses", json=body, timeout=180)
-    assert got.status_code == 200, got.text
+    image = (
+        {"type": "input_file", "file_data": PNG, "filename": "a.png"}
+        if as_file
+        else {"type": "input_image", "image_url": PNG, "detail": "auto"}
+    )
+    got = client.responses.create(
+        model=TINY,
+        instructions="Be brief.",
+        input=[
+            {"role": "user", "content": [{"type": "input_text", "text": "What is this?"}, image]}
+        ],  # type: ignore[list-item]
+        max_output_tokens=1,
+    )
     chat_parts = [
         {"type": "text", "text": "What is this?"},
-        {"type": "image_url", "image_url": {"url": PNG, "detail": "auto"}},
+        {"type": "image_url", "image_url": {"url": PNG} | ({} if as_file else {"detail": "auto"})},
     ]
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": chat_parts}]
     chat = httpx.post(
@@ -107,7 +111,7 @@ def test_instructions_and_items_render_as_the_chat_prompt(engine_server: Server)
         timeout=180,
     )
     assert chat.status_code == 200, chat.text
-    assert got.json()["usage"]["input_tokens"] == chat.json()["usage"]["prompt_tokens"]
+    assert got.usage.input_tokens == chat.json()["usage"]["prompt_tokens"]  # type: ignore[union-attr]
     assert chat.json()["usage"]["prompt_tokens_details"]["image_tokens"] > 0
 
 

@@ -21,6 +21,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from omni_sglang import __version__, metrics
 from omni_sglang.api import (
+    routes_audio,
     routes_nim,
     routes_openai,
     routes_responses,
@@ -149,5 +150,6 @@ def create_app(
     app.include_router(routes_sglang.router, dependencies=secured)
     app.include_router(routes_tokenize.router, dependencies=secured)
     app.include_router(routes_responses.router, dependencies=secured)
+    app.include_router(routes_audio.router, dependencies=secured)
     install_openapi(app, dependencies=secured)
     return app

@@ -21,7 +21,7 @@ from PIL import Image
 from omni_sglang.media.audio import DecodedAudio, decode_audio
 from omni_sglang.media.cache import MediaCache
 from omni_sglang.media.datauri import decode_base64_payload, parse_data_uri
-from omni_sglang.media.errors import MediaError
+from omni_sglang.media.errors import MediaError, MediaLimitError
 from omni_sglang.media.fetch import FetchPolicy, load_bytes
 from omni_sglang.media.image import decode_image_with_warnings
 from omni_sglang.media.limits import MODALITIES
@@ -140,6 +140,19 @@ class MediaLoader:
         if found.format != name:
             raise MediaError(f"input_audio format is {name!r} but the bytes are {found.phrase}")
         return await self._decode("audio", data, found, VideoOptions())
+
+    async def load_audio_file(self, data: bytes) -> LoadedMedia:
+        """An uploaded audio file (``/v1/audio/transcriptions``), held to the same
+        limits and checks as audio in a chat request."""
+        if len(data) > self.limits.max_audio_bytes:
+            raise MediaLimitError(
+                f"the audio file is {len(data)} bytes; the limit is {self.limits.max_audio_bytes}"
+            )
+        if not data:
+            raise MediaError("the audio file is empty")
+        fmt = sniff(data)
+        check_modality("audio", fmt, "file")
+        return await self._decode("audio", data, fmt, VideoOptions())
 
     async def _decode(
         self, modality: str, data: bytes, fmt: MediaFormat, opts: VideoOptions

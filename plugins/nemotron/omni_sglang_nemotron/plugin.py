@@ -170,6 +170,23 @@ class NemotronOmniPlugin(ModalityProcessorPlugin):
         "with EVS, Parakeet audio (12.5 tokens/s)"
     )
 
+    #: The Parakeet encoder's clip length (SGLang's and vLLM's processors: 30 s).
+    transcription_window_seconds = 30.0
+
+    def transcription_prompt(
+        self, *, translate: bool, language: str | None, prompt: str | None
+    ) -> str:
+        # The NIM document's own audio request asks "Transcribe and summarize this audio.";
+        # a transcript wants the words only.
+        if translate:
+            ask = "Translate the speech in this audio into English."
+        elif language:
+            ask = f"Transcribe the speech in this audio verbatim; it is in {language}."
+        else:
+            ask = "Transcribe the speech in this audio verbatim."
+        ask += " Reply with the text only."
+        return f"{ask}\nContext: {prompt}" if prompt else ask
+
     def create(self, model_config: Mapping[str, Any], tokenizer: Any) -> ModalityProcessor:
         """``model_config``: the checkpoint's config.json mapping, plus ``max_model_len``
         (the served context length, SGLang's image token budget; 8192 if absent)."""
