@@ -68,11 +68,14 @@ def test_each_file_type(client: OpenAI, say: dict[str, Any], fmt: str) -> None:
     assert got.usage.output_tokens > 0 and got.usage.input_tokens > 25  # type: ignore[union-attr]
 
 
-def test_each_response_format(client: OpenAI, say: dict[str, Any]) -> None:
+@pytest.mark.parametrize("kind", ["wav", "mp3", "flac"])
+def test_each_response_format(client: OpenAI, say: dict[str, Any], kind: str) -> None:
+    data = WAV if kind == "wav" else synth.audio_bytes(kind, 2.0)
+
     def create(fmt: str) -> Any:
         return client.audio.transcriptions.create(
             model=TINY,
-            file=("a.wav", WAV),
+            file=(f"a.{kind}", data),
             response_format=fmt,
             language="en",
             extra_body=say,  # type: ignore[call-overload]
