@@ -173,6 +173,11 @@ class ServerConfig(BaseModel):
         description="Responses kept in memory for GET /v1/responses/{id} and "
         "previous_response_id (least recently used dropped first); 0 keeps none",
     )
+    responses_store_bytes: int = Field(
+        256 * 1024 * 1024,
+        gt=0,
+        description="Bytes the stored responses may hold in all (their media inline)",
+    )
 
     @field_validator(
         "served_model_name",

@@ -97,7 +97,7 @@ class ServerState:
 
     @functools.cached_property
     def responses(self) -> ResponseStore:
-        return ResponseStore(self.config.responses_store_size)
+        return ResponseStore(self.config.responses_store_size, self.config.responses_store_bytes)
 
     @property
     def model_info(self) -> ModelInfo:

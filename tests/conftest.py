@@ -111,6 +111,14 @@ def tiny_model_path() -> Path:
     return ensure_tiny_model(CACHE)
 
 
+@pytest.fixture(scope="session")
+def tok(tiny_model_path: Path) -> Any:
+    """The tiny model's tokenizer (tests spell forced answers with it)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(tiny_model_path))
+
+
 def _servers(logs: Path) -> Iterator:
     started: list[Server] = []
 

@@ -30,11 +30,8 @@ def client(engine_server: Server) -> OpenAI:
 
 
 @pytest.fixture(scope="module")
-def say(force_tokens_processor: str, tiny_model_path: Any) -> dict[str, Any]:
+def say(force_tokens_processor: str, tok: Any) -> dict[str, Any]:
     """Form fields that make the model say ``SAID`` for every window."""
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(str(tiny_model_path))
     params = {
         "force": tok(SAID, add_special_tokens=False).input_ids,
         "eos": tok.convert_tokens_to_ids("<|im_end|>"),

@@ -27,13 +27,6 @@ MSGS = [{"role": "user", "content": "What is 2 + 2?"}]
 
 
 @pytest.fixture(scope="module")
-def tok(tiny_model_path: Any) -> Any:
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(tiny_model_path))
-
-
-@pytest.fixture(scope="module")
 def no_grace(module_server_factory, media_engine: str) -> Server:  # type: ignore[no-untyped-def]
     return module_server_factory(  # type: ignore[no-any-return]
         *engine_args(media_engine, "--thinking-grace-tokens", "0", "--no-warmup")

@@ -34,13 +34,6 @@ def forced(processor: str, tokenizer_ids: list[int], eos: int | None = None) -> 
     return {"custom_logit_processor": processor, "custom_params": params}
 
 
-@pytest.fixture(scope="module")
-def tok(tiny_model_path: Any) -> Any:
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(tiny_model_path))
-
-
 def test_seed_text_only_request(client: OpenAI) -> None:
     resp = client.chat.completions.create(
         model=SEED_MODEL,

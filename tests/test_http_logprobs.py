@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,13 +21,6 @@ FORCED_TEXT = "Ça va ✓ 𠮷"
 #: OpenAI's tolerance for "the same logprob": engines batch and cache prefixes, so two
 #: runs of one prompt may differ in the last float bits.
 TOLERANCE = 1e-3
-
-
-@pytest.fixture(scope="module")
-def tok(tiny_model_path: Path) -> Any:
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(tiny_model_path))
 
 
 def post(server: Server, path: str, body: dict[str, Any]) -> httpx.Response:

@@ -23,13 +23,6 @@ PNG = "data:image/png;base64," + base64.b64encode(synth.image_bytes("PNG", (64, 
 
 
 @pytest.fixture(scope="module")
-def tok(tiny_model_path: Any) -> Any:
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(tiny_model_path))
-
-
-@pytest.fixture(scope="module")
 def client(engine_server: Server) -> OpenAI:
     return OpenAI(base_url=engine_server.url + "/v1", api_key="x", max_retries=0)
 
@@ -294,3 +287,24 @@ def test_langchain_uses_the_responses_api(engine_server: Server, say: Any) -> No
     assert model(ANSWER).invoke("Capital of France?").text == ANSWER
     reply = model(call("get_time", zone="UTC")).bind_tools([get_time]).invoke("Time in UTC?")
     assert [(c["name"], c["args"]) for c in reply.tool_calls] == [("get_time", {"zone": "UTC"})]
+
+
+def test_the_store_is_bounded_in_count_and_bytes() -> None:
+    from omni_sglang.responses_store import ResponseStore, StoredResponse
+
+    def stored(name: str, media: int = 0) -> StoredResponse:
+        return StoredResponse({"id": name}, [{"role": "user", "content": "x" * media}])
+
+    store = ResponseStore(capacity=2, max_bytes=1000)
+    for name in "abc":
+        store.put(stored(name))
+    assert (store.get("a"), len(store)) == (None, 2)  # the oldest went first
+    store.get("b")  # now c is the least recently used
+    store.put(stored("d", media=600))
+    assert store.get("c") is None and store.get("b") and store.get("d")
+    store.put(stored("e", media=600))  # b out for the count, d for the bytes
+    assert store.get("b") is None and store.get("d") is None and store.get("e")
+    store.put(stored("f"))
+    assert len(store) == 2  # the bytes went with what was dropped
+    store.put(stored("huge", media=2000))  # alone over the bound: not kept
+    assert store.get("huge") is None and store.delete("f") and not store.delete("f")

@@ -6,7 +6,6 @@ counted by SGLang's own processor), and bad requests are 400s that say why."""
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,13 +29,6 @@ WITH_IMAGE: list[dict[str, Any]] = [
         ],
     }
 ]
-
-
-@pytest.fixture(scope="module")
-def tok(tiny_model_path: Path) -> Any:
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(tiny_model_path))
 
 
 def post(server: Server, path: str, body: dict[str, Any]) -> httpx.Response:

@@ -42,13 +42,6 @@ USER = [{"role": "user", "content": "What is the weather in Paris?"}]
 
 
 @pytest.fixture(scope="module")
-def tok(tiny_model_path: Any) -> Any:
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(tiny_model_path))
-
-
-@pytest.fixture(scope="module")
 def client(engine_server: Server) -> OpenAI:
     return OpenAI(base_url=engine_server.url + "/v1", api_key="x", max_retries=0)
 

@@ -8,6 +8,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
+# The Responses API's audio part is chat's, field for field.
+from omni_sglang.protocol.openai import InputAudioPart as InputAudio
+
 
 class _Strict(BaseModel):
     # As the chat wire types: wrong JSON types and unknown fields are a 400.
@@ -46,16 +49,6 @@ class InputFile(_Strict):
     file_url: str | None = None
     filename: str | None = None
     file_id: str | None = None
-
-
-class AudioData(_Strict):
-    data: str
-    format: Literal["wav", "mp3", "flac"]
-
-
-class InputAudio(_Strict):
-    type: Literal["input_audio"]
-    input_audio: AudioData
 
 
 Part = Annotated[
