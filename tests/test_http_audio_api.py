@@ -208,3 +208,17 @@ def test_bad_uploads_are_4xx(
 def test_a_json_body_is_refused(engine_server: Server) -> None:
     got = httpx.post(engine_server.url + "/v1/audio/translations", json={"model": TINY})
     assert got.status_code == 400 and "multipart/form-data" in got.json()["error"]["message"]
+
+
+def test_an_upload_of_unknown_length_is_refused(engine_server: Server) -> None:
+    def chunks() -> Any:
+        yield b"--x\r\nContent-Disposition: form-data; name=file; filename=a.wav\r\n\r\n"
+        yield WAV
+        yield b"\r\n--x--\r\n"
+
+    got = httpx.post(
+        engine_server.url + "/v1/audio/transcriptions",
+        content=chunks(),
+        headers={"Content-Type": "multipart/form-data; boundary=x"},
+    )
+    assert got.status_code == 400 and "Content-Length" in got.json()["error"]["message"]

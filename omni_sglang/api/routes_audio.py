@@ -49,8 +49,12 @@ async def _read_form(
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise InvalidRequestError("send the audio as multipart/form-data with a 'file' field")
     cap = state.config.max_request_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > cap:
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit():
+        # The form parser spools files to disk as they come: without a declared length
+        # an upload could be any size before a limit was noticed.
+        raise InvalidRequestError("an audio upload needs a Content-Length header")
+    if int(declared) > cap:
         raise PayloadTooLargeError(f"request body exceeds the {cap}-byte limit")
     try:
         form = await request.form(max_files=1, max_fields=32)

@@ -68,8 +68,9 @@ def _history(req: ResponsesRequest, state: ServerState) -> list[dict[str, Any]]:
     stored = state.responses.get(req.previous_response_id)
     if stored is None:
         raise InvalidRequestError(
-            f"no stored response {req.previous_response_id!r}: responses are kept in memory, "
-            f"the last {state.responses.capacity} with 'store' true, until a restart",
+            f"no stored response {req.previous_response_id!r}: responses with 'store' true "
+            f"are kept in memory (the most recent {state.responses.capacity}, within "
+            f"{state.responses.max_bytes} bytes) until a restart",
             "previous_response_id",
         )
     return stored.messages
