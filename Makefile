@@ -15,6 +15,8 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml plugins/nemotron/pyproject.toml plugins/sglang-cpu/pyproject.toml tests/plugin_pkg/pyproject.toml
 	@echo "==> system packages"
 	@command -v ffmpeg >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; }
+	@# the playground's browser test: Debian's Chromium and its driver
+	@{ command -v chromium && command -v chromedriver; } >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 	@echo "==> python environment in $(VENV) (first run: ~7 min, SGLang and torch are large)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip

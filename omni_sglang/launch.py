@@ -121,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cors-allow-origins", help="comma-separated origins; default: CORS off")
     p.add_argument("--no-warmup", dest="warmup", action="store_const", const=False)
     p.add_argument(
+        "--no-playground",
+        dest="playground",
+        action="store_const",
+        const=False,
+        help="do not serve the chat playground page at /",
+    )
+    p.add_argument(
         "--no-constrain-auto-tools",
         dest="constrain_auto_tools",
         action="store_const",
@@ -185,6 +192,7 @@ def config_from_cli(args: argparse.Namespace, passthrough: list[str]) -> ServerC
             "thinking_budget_processor",
             "enable_custom_logit_processor",
             "warmup",
+            "playground",
             "constrain_auto_tools",
             "thinking_grace_tokens",
             "thinking_budget_mode",

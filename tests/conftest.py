@@ -266,3 +266,12 @@ def sglang_kills_only(backend: Any, children: list[Any]) -> Iterator[None]:
     atexit.unregister(runtime.shutdown)
     _, alive = psutil.wait_procs(children, timeout=30)
     assert not alive
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
+    """Each phase's report on its test item (``rep_call``...), for fixtures that act on
+    a failure (the browser test's screenshot)."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

@@ -260,7 +260,8 @@ def test_body_limit_and_disabled_processor(locked_server: Server) -> None:
 
 
 #: The only routes a client may reach without the API key: the health probes (load
-#: balancers and orchestrators carry no key).
+#: balancers and orchestrators carry no key). The playground's static page is open too,
+#: outside the schema (tests/test_playground.py): it holds no data.
 OPEN_ROUTES = {"/v1/health/live", "/v1/health/ready", "/health", "/health_generate"}
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 
-from omni_sglang import __version__, metrics
+from omni_sglang import __version__, metrics, playground
 from omni_sglang.api import (
     routes_audio,
     routes_nim,
@@ -151,5 +151,7 @@ def create_app(
     app.include_router(routes_tokenize.router, dependencies=secured)
     app.include_router(routes_responses.router, dependencies=secured)
     app.include_router(routes_audio.router, dependencies=secured)
+    if state.config.playground:
+        app.include_router(playground.router)
     install_openapi(app, dependencies=secured)
     return app
