@@ -249,5 +249,7 @@ class ModalityProcessorPlugin(Plugin):
         self, *, translate: bool, language: str | None, prompt: str | None
     ) -> str:
         """The user turn's text that asks the model to transcribe (or translate into
-        English) the audio beside it; ``prompt``: the client's context or spelling hints."""
+        English) the audio beside it; ``prompt``: the client's context or spelling hints.
+        Override it with ``transcription_window_seconds``: a plugin that declares no prompt
+        offers no transcription (the routes answer 400, never call this)."""
         raise NotImplementedError

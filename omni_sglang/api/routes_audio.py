@@ -75,7 +75,12 @@ async def _read_form(
 
 def _transcriber(state: ServerState) -> ModalityProcessorPlugin:
     plugin = state.plugins.modality
-    if plugin is None or plugin.transcription_window_seconds is None:
+    # A plugin offers transcription by declaring both its window and its prompt.
+    if (
+        plugin is None
+        or plugin.transcription_window_seconds is None
+        or type(plugin).transcription_prompt is ModalityProcessorPlugin.transcription_prompt
+    ):
         raise UnsupportedFieldError(
             "the served model's plugin offers no transcription (its modality processor "
             "declares no audio window)",
