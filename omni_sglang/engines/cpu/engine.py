@@ -183,7 +183,9 @@ class CpuEngine(Engine):
             raise InvalidRequestError("a request needs 'prompt' or 'input_ids'")
         if not prompt_ids:
             raise InvalidRequestError("the prompt is empty")
-        check_token_ids(request, len(self.tokenizer))
+        # The model's vocabulary, not the tokenizer's: the sampler draws from every row of
+        # the embedding (a padded vocabulary has ids no token names), as SGLang's does.
+        check_token_ids(request, info.vocab_size)
         if len(prompt_ids) >= info.max_model_len:
             raise ContextLengthExceededError(
                 f"the prompt has {len(prompt_ids)} tokens; this model's context is "
