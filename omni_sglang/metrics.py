@@ -30,6 +30,22 @@ E2E = Histogram(
     "omni_sglang_e2e_request_latency_seconds", "Request start to last output", buckets=_LATENCY
 )
 PROMPT_TOKENS = Counter("omni_sglang_prompt_tokens_total", "Prompt tokens (media included)")
+CACHED_TOKENS = Counter(
+    "omni_sglang_cached_prompt_tokens_total",
+    "Prompt tokens served from the engine's prefix cache instead of computed",
+)
+CACHED_PER_REQUEST = Histogram(
+    "omni_sglang_request_cached_prompt_tokens",
+    "Prompt tokens a request found in the prefix cache",
+    buckets=(0, 16, 64, 256, 1024, 4096, 16384, 65536, 262144),
+)
+HIT_RATIO = Gauge(
+    "omni_sglang_prefix_cache_hit_ratio",
+    "Share of all prompt tokens so far served from the prefix cache",
+)
+#: Prompt and cached tokens of the requests that got an answer (the ratio's terms).
+_served = {"prompt": 0, "cached": 0}
+HIT_RATIO.set_function(lambda: _served["cached"] / max(_served["prompt"], 1))
 COMPLETION_TOKENS = Counter("omni_sglang_completion_tokens_total", "Generated tokens")
 REASONING_TOKENS = Counter("omni_sglang_reasoning_tokens_total", "Generated reasoning tokens")
 MEDIA_PREP = Histogram(
@@ -49,7 +65,7 @@ def bind_gauges(in_flight: Callable[[], float], running: Callable[[], float]) ->
 async def timed(stream: AsyncIterator[EngineOutput], started: float) -> AsyncIterator[EngineOutput]:
     """Observe TTFT, inter-token latency, end-to-end latency and token counts."""
     last = None
-    prompt = 0
+    prompt = cached = 0
     completion: dict[int, int] = {}
     try:
         async for out in stream:
@@ -59,13 +75,18 @@ async def timed(stream: AsyncIterator[EngineOutput], started: float) -> AsyncIte
             elif out.token_ids:
                 ITL.observe((now - last) / len(out.token_ids))
             last = now
-            prompt = out.prompt_tokens
+            prompt, cached = out.prompt_tokens, max(cached, out.cached_tokens)
             completion[out.index] = out.completion_tokens
             yield out
     finally:
         if last is not None:
             E2E.observe(last - started)
         PROMPT_TOKENS.inc(prompt)
+        if last is not None:
+            CACHED_TOKENS.inc(cached)
+            CACHED_PER_REQUEST.observe(cached)
+            _served["prompt"] += prompt
+            _served["cached"] += cached
         COMPLETION_TOKENS.inc(sum(completion.values()))
         await stream.aclose()  # type: ignore[attr-defined]
 

@@ -300,3 +300,44 @@ def test_prefill_conv_skips_padded_slot():
     torch.testing.assert_close(conv_pool[3], new, **TOL)
     others = [i for i in range(8) if i != 3]  # -1 must not wrap around to slot 7
     assert torch.equal(conv_pool[others], conv0[others])
+
+
+@pytest.mark.parametrize("check_freed_slots", [False, True])
+def test_decode_track_copies_the_marked_rows_only(check_freed_slots):
+    """The torch version of SGLang's Triton track kernel: for every row whose mask is
+    set, slot ``cache_indices[i]``'s conv and SSM states go to ``track_indices[i]``, in
+    one layer's pools or in all layers' at once; a freed slot (-1) is skipped when asked."""
+    from omni_sglang_cpu import mamba_track
+
+    conv, ssm = torch.randn(3, 10, 4, W - 1), torch.randn(3, 10, H, P, N)
+    src = torch.tensor([1, 2, 3, -1 if check_freed_slots else 4, 5])
+    dst = torch.tensor([6, 7, 8, 9, -1 if check_freed_slots else 0])
+    mask = torch.tensor([True, False, True, True, True])
+    want_conv, want_ssm = conv.clone(), ssm.clone()
+    for i in range(len(src)):
+        if mask[i] and src[i] >= 0 and dst[i] >= 0:
+            want_conv[:, dst[i]] = conv[:, src[i]]
+            want_ssm[:, dst[i]] = ssm[:, src[i]]
+
+    one_layer = conv[0].clone(), ssm[0].clone()
+    mamba_track.track_mamba_states_if_needed(
+        *one_layer, src, mask, dst, len(src), check_freed_slots=check_freed_slots
+    )
+    assert torch.equal(one_layer[0], want_conv[0]) and torch.equal(one_layer[1], want_ssm[0])
+    mamba_track.track_mamba_states_all_layers(
+        conv, ssm, src, mask, dst, len(src), check_freed_slots=check_freed_slots
+    )
+    assert torch.equal(conv, want_conv) and torch.equal(ssm, want_ssm)
+
+
+def test_rows_past_the_batch_are_not_read():
+    """SGLang's buffers are padded past ``batch_size``: those rows never count."""
+    from omni_sglang_cpu import mamba_track
+
+    conv, ssm = torch.randn(6, 4, W - 1), torch.randn(6, H, P, N)
+    before = conv.clone(), ssm.clone()
+    mask = torch.tensor([False, True])  # row 1 is padding
+    mamba_track.track_mamba_states_if_needed(
+        conv, ssm, torch.tensor([0, 1]), mask, torch.tensor([2, 3]), 1
+    )
+    assert torch.equal(conv, before[0]) and torch.equal(ssm, before[1])

@@ -8,6 +8,8 @@ half-imported module."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -15,6 +17,7 @@ import sglang.srt.utils  # noqa: F401 - as in SGLang's processes: it resolves th
 import torch
 
 from omni_sglang_cpu import PLATFORM_NAME, SGLANG_VERSION, activation, version
+from tests.conftest import CACHE
 
 
 def test_activates_on_a_machine_without_accelerators(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -55,42 +58,99 @@ def test_the_installed_sglang_is_the_one_the_plugin_was_written_for() -> None:
     version.check_sglang_version()
 
 
-def test_server_arg_defaults_keep_what_the_user_chose() -> None:
+def unset_args(**chosen: object) -> SimpleNamespace:
+    """The server args the platform reads, as SGLang's parser leaves them unset."""
+    unset = {
+        "dtype": "auto",
+        "attention_backend": None,
+        "sampling_backend": None,
+        "mm_attention_backend": None,
+        "mem_fraction_static": None,
+        "max_total_tokens": None,
+        "max_mamba_cache_size": None,
+        "mamba_radix_cache_strategy": "auto",
+        "model_path": None,
+    }
+    return SimpleNamespace(**{**unset, **chosen})
+
+
+def test_server_arg_defaults_keep_what_the_user_chose(
+    monkeypatch: pytest.MonkeyPatch, tiny_model_path: Path
+) -> None:
+    monkeypatch.setattr(os, "environ", {})  # the conv dtype the platform sets stays here
     from omni_sglang_cpu.platform import (
         CPU_MAX_MAMBA_CACHE_SIZE,
         CPU_MEM_FRACTION_STATIC,
         CpuNativePlatform,
     )
 
-    unset = SimpleNamespace(
-        dtype="auto",
-        attention_backend=None,
-        sampling_backend=None,
-        mm_attention_backend=None,
-        mem_fraction_static=None,
-        max_total_tokens=None,
-        max_mamba_cache_size=None,
-    )
+    unset = unset_args(model_path=str(tiny_model_path))
     CpuNativePlatform().apply_server_args_defaults(unset)
     assert (unset.attention_backend, unset.sampling_backend) == ("torch_native", "pytorch")
     assert unset.mem_fraction_static == CPU_MEM_FRACTION_STATIC and unset.dtype == "float32"
     assert unset.disable_cuda_graph and unset.disable_overlap_schedule  # type: ignore[attr-defined]
     assert unset.sleep_on_idle  # type: ignore[attr-defined]
     assert unset.max_mamba_cache_size == CPU_MAX_MAMBA_CACHE_SIZE
-    chosen = SimpleNamespace(
+    # Nemotron-H's prefix hits need Mamba state snapshots: SGLang's GPU pick, not "auto"
+    # (which, with the overlap scheduler off, would keep none); float32 conv states.
+    assert unset.mamba_radix_cache_strategy == "extra_buffer"
+    assert os.environ["SGLANG_MAMBA_CONV_DTYPE"] == "float32"
+    chosen = unset_args(
         dtype="bfloat16",
         attention_backend="triton",
         sampling_backend="flashinfer",
         mm_attention_backend="fa3",
-        mem_fraction_static=None,
         max_total_tokens=4096,
         max_mamba_cache_size=64,
+        mamba_radix_cache_strategy="no_buffer",
+        model_path=str(tiny_model_path),
     )
     CpuNativePlatform().apply_server_args_defaults(chosen)
     assert (chosen.attention_backend, chosen.sampling_backend) == ("triton", "flashinfer")
     assert chosen.dtype == "bfloat16"
     assert chosen.mem_fraction_static is None  # a KV size was given: no fraction imposed
     assert chosen.max_mamba_cache_size == 64
+    assert chosen.mamba_radix_cache_strategy == "no_buffer"
+    assert os.environ["SGLANG_MAMBA_CONV_DTYPE"] == "float32"  # the first one's, kept
+
+
+@pytest.mark.parametrize("model", ["tiny-llama", "hub-id"])
+def test_other_models_keep_sglangs_own_cache_strategy(
+    monkeypatch: pytest.MonkeyPatch, model: str
+) -> None:
+    """Attention-only models and checkpoints without a local config.json: SGLang's
+    "auto" as it is (extra_buffer on a model SGLang does not list would be its error)."""
+    from omni_sglang.tiny.model import ensure_tiny_model
+    from omni_sglang_cpu.platform import CpuNativePlatform
+
+    monkeypatch.setattr(os, "environ", {})
+    path = str(ensure_tiny_model(CACHE, model)) if model != "hub-id" else "nvidia/some-model"
+    args = unset_args(model_path=path)
+    CpuNativePlatform().apply_server_args_defaults(args)
+    assert args.mamba_radix_cache_strategy == "auto"
+
+
+def test_nano_omni_gets_extra_buffer_once_our_plugin_registered_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SGLang 0.5.23 does not list Nano Omni's architecture among its hybrid models; the
+    Nemotron plugin registers it (in every SGLang process, before the server args)."""
+    from omni_sglang.tiny.model import ensure_tiny_model
+    from omni_sglang_cpu.platform import CpuNativePlatform
+    from omni_sglang_nemotron.sglang_plugin import register_hybrid_cache
+
+    monkeypatch.setattr(os, "environ", {})
+    register_hybrid_cache()
+    register_hybrid_cache()  # idempotent: SGLang may load plugins twice in a process
+    from sglang.srt.configs.linear_attn_model_registry import _LINEAR_ATTN_MODEL_REGISTRY
+
+    omni = [
+        s for s in _LINEAR_ATTN_MODEL_REGISTRY if "NemotronH_Nano_Omni_Reasoning_V3" in s.arch_names
+    ]
+    assert len(omni) == 1 and omni[0].uses_mamba_radix_cache
+    args = unset_args(model_path=str(ensure_tiny_model(CACHE, "tiny-omni")))
+    CpuNativePlatform().apply_server_args_defaults(args)
+    assert args.mamba_radix_cache_strategy == "extra_buffer"
 
 
 def test_mm_with_out_dtype_runs_on_the_cpu() -> None:
@@ -198,3 +258,11 @@ def test_media_features_reach_the_encoders_in_the_models_dtype() -> None:
     assert install_feature_dtype(model) == []  # idempotent
     out = model.get_image_feature([MultimodalDataItem(modality=Modality.IMAGE, feature=pixels)])
     torch.testing.assert_close(out, model.proj(pixels.float()))
+
+
+def test_pinning_is_a_no_op_without_an_accelerator() -> None:
+    from omni_sglang_cpu.patches import install_unpinned_memory
+
+    install_unpinned_memory()
+    host = torch.arange(4)
+    assert host.pin_memory() is host

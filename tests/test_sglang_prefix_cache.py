@@ -1,10 +1,9 @@
 """RadixAttention on SGLang's own runtime, on this CPU: a repeated long prefix is served
 from the cache, and ``/flush_cache`` really empties it.
 
-On the tiny Llama-class model (attention only). The default tiny Nemotron-H is hybrid:
-SGLang's Mamba radix cache gives it no hits without its ``extra_buffer`` state tracking
-(the issue "Prefix caching that pays on multi-turn and repeated media"); the cpu engine
-has no prefix cache at all, so this module is SGLang's alone."""
+On the tiny Llama-class model (attention only); the hybrid model's cache, with its Mamba
+states, is ``test_sglang_hybrid_cache.py``'s. The cpu engine has no prefix cache at all, so
+this module is SGLang's alone."""
 
 from __future__ import annotations
 

@@ -9,7 +9,9 @@ endpoints, ``--reasoning-parser`` and ``--tool-call-parser`` can use the exact r
 server applies.
 
 It also puts our Nemotron Omni multimodal processor in place of SGLang's, so per-request
-video options reach it (``register_media_processor``).
+video options reach it (``register_media_processor``), and enters Nano Omni's architecture
+in SGLang's registry of hybrid models, so its radix cache keeps Mamba states
+(``register_hybrid_cache``).
 
 The thinking-budget processor needs no registration: it travels with each request as
 ``CustomLogitProcessor.to_str()`` and SGLang imports its class by reference.
@@ -152,9 +154,42 @@ def _evs_video_at_item_rate(original: Any, model: Any, items: list[Any]) -> Any:
     return evs_video_at_item_rate(original, model, items)
 
 
+#: Nano Omni's architecture name. SGLang 0.5.23 lists Nemotron-H and Nemotron Omni
+#: (``NemotronH_Omni_Reasoning_V3``) among the hybrid models its Mamba radix cache serves,
+#: not this sibling: the model got a radix tree without Mamba snapshots, so never a
+#: prefix hit (measured: 0 cached tokens when a 2,003-token prompt came again).
+OMNI_ARCH = "NemotronH_Nano_Omni_Reasoning_V3"
+MAMBA2_BACKEND = "sglang.srt.layers.attention.hybrid_linear_attn_backend.Mamba2AttnBackend"
+
+
+def register_hybrid_cache() -> None:
+    """Nano Omni in SGLang's public registry of hybrid models (``register_linear_attn_model``)
+    as its sibling is listed in SGLang's own tables: a Mamba radix cache with extra_buffer
+    snapshots (SGLang's pick for Nemotron-H on GPUs). The backend class is what SGLang
+    builds for any Mamba-2 config anyway (it checks for one before the registry)."""
+    from sglang.srt.configs.linear_attn_model_registry import (
+        LinearAttnModelSpec,
+        get_linear_attn_spec_by_arch,
+        register_linear_attn_model,
+    )
+    from sglang.srt.configs.nano_nemotron_vl import NemotronH_Nano_Omni_Reasoning_V3_Config
+
+    if get_linear_attn_spec_by_arch(OMNI_ARCH) is not None:
+        return  # a later SGLang lists it itself, or a second call
+    spec = LinearAttnModelSpec(
+        config_class=NemotronH_Nano_Omni_Reasoning_V3_Config,
+        backend_class_name=MAMBA2_BACKEND,
+        arch_names=[OMNI_ARCH],
+        uses_mamba_radix_cache=True,
+        support_mamba_cache_extra_buffer=True,
+    )
+    register_linear_attn_model(spec)
+
+
 def register() -> None:
     """The ``sglang.srt.plugins`` entry point (SGLang calls it once per process)."""
     register_reasoning_parsers()
     register_tool_parsers()
     register_media_processor()
+    register_hybrid_cache()
     logger.debug("omni-sglang Nemotron plugins registered in SGLang")

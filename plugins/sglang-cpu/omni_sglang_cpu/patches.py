@@ -1,7 +1,7 @@
 """What SGLang's model code still needs on a CPU once the platform is active.
 
 Installed in the scheduler process after the model is loaded (``post_load_model``); the
-Mamba ops only when the model has Mamba layers. Five kinds, each idempotent:
+Mamba ops only when the model has Mamba layers. Six kinds, each idempotent:
 
 - ``aten::mm.dtype`` (``torch.mm(..., out_dtype=float32)``, Nemotron-H's router) has a
   CUDA kernel only: a CPU one is registered with ``torch.library``.
@@ -9,7 +9,13 @@ Mamba ops only when the model has Mamba layers. Five kinds, each idempotent:
   a wrapper around ``moe_forward_native`` runs those, everything else goes through.
 - Mamba-2: six module globals of ``sglang.srt.layers.attention.mamba.mamba`` are
   Triton-only or unbound off CUDA; they are pointed at ``mamba_ops`` (torch-native).
-  These are SGLang internals, which is why the plugin pins SGLang's version.
+  These are SGLang internals, which is why the plugin pins SGLang's version. So are the
+  two Triton state-tracking launchers of the hybrid backend that the ``extra_buffer``
+  radix cache calls in decode (``mamba_track``).
+- Pinned memory: SGLang's extra_buffer decode step pins a host tensor before copying it
+  to the device, unconditionally (``ScheduleBatch.prepare_for_decode``); without CUDA,
+  ``pin_memory()`` raises. On a machine with no accelerator there is nothing to pin
+  for: ``Tensor.pin_memory`` returns the tensor itself there.
 - Media features in the model's dtype: SGLang's Nemotron Omni processor casts pixel
   values to bfloat16 (the dtype of every GPU deployment); a float32 model (this
   platform's default) then fails in its vision tower's first linear. The model's
@@ -33,6 +39,7 @@ import torch.nn.functional as F
 logger = logging.getLogger(__name__)
 
 MAMBA_MODULE = "sglang.srt.layers.attention.mamba.mamba"
+HYBRID_BACKEND_MODULE = "sglang.srt.layers.attention.hybrid_linear_attn_backend"
 MOE_NATIVE_MODULE = "sglang.srt.layers.moe.fused_moe_native"
 _library: Any = None  # keeps the torch.library registration alive
 
@@ -125,6 +132,11 @@ def install_mamba_ops() -> None:
     }
     for name, fn in replacements.items():
         setattr(module, name, fn)
+    from omni_sglang_cpu import mamba_track
+
+    backend = sys.modules[HYBRID_BACKEND_MODULE]
+    for name in ("track_mamba_states_if_needed", "track_mamba_states_all_layers"):
+        setattr(backend, name, getattr(mamba_track, name))
 
 
 #: The per-modality encoder entry points of SGLang's multimodal models.
@@ -190,7 +202,20 @@ def install_packed_sdpa_mask() -> None:
     backend.forward = forward
 
 
+def install_unpinned_memory() -> None:
+    # Only where no CUDA exists: with a GPU present, pinning means what it says.
+    if torch.cuda.is_available() or getattr(torch.Tensor.pin_memory, "_omni_unpinned", False):
+        return
+
+    def pin_memory(self: torch.Tensor, device: Any = None) -> torch.Tensor:
+        return self
+
+    pin_memory._omni_unpinned = True  # type: ignore[attr-defined]
+    torch.Tensor.pin_memory = pin_memory  # type: ignore[method-assign,assignment]
+
+
 def install(model: torch.nn.Module) -> None:
+    install_unpinned_memory()
     install_mm_out_dtype()
     install_relu2_moe()
     if has_mamba_layers(model):

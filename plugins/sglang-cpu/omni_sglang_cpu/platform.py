@@ -11,7 +11,10 @@ model loads (``patches.install``).
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,6 +31,27 @@ CPU_MEM_FRACTION_STATIC = 0.1
 #: Mamba state slots (running requests plus cached prefixes) when not told: SGLang sizes
 #: the pool from the memory left after the KV pool, which on a CPU is the machine's RAM.
 CPU_MAX_MAMBA_CACHE_SIZE = 2048
+#: Model dtypes SGLang's Mamba state pools take (SGLANG_MAMBA_CONV_DTYPE's values).
+STATE_DTYPES = ("float32", "bfloat16", "float16")
+
+
+def _has_extra_buffer(server_args: Any) -> bool:
+    """Whether SGLang can run this model's Mamba radix cache with extra_buffer: its own
+    list of architectures, or a registered hybrid model's spec. The architecture is read
+    from a local checkpoint's config.json (nothing is loaded yet when the platform's
+    defaults apply)."""
+    from sglang.srt.arg_groups.overrides import _MAMBA_EXTRA_BUFFER_ARCHS
+    from sglang.srt.configs.linear_attn_model_registry import get_linear_attn_spec_by_arch
+
+    try:
+        config = json.loads((Path(server_args.model_path) / "config.json").read_text())
+    except (OSError, TypeError, ValueError):
+        return False  # a hub id or no config: SGLang's own "auto"
+    if not isinstance(config, dict):
+        return False
+    arch = (config.get("architectures") or [""])[0]
+    spec = get_linear_attn_spec_by_arch(arch)
+    return arch in _MAMBA_EXTRA_BUFFER_ARCHS or bool(spec and spec.support_mamba_cache_extra_buffer)
 
 
 class CpuNativePlatform(CpuDeviceMixin, SRTPlatform):
@@ -62,8 +86,19 @@ class CpuNativePlatform(CpuDeviceMixin, SRTPlatform):
             server_args.max_mamba_cache_size = CPU_MAX_MAMBA_CACHE_SIZE
         server_args.disable_cuda_graph = True
         # The overlap scheduler hides GPU kernel time behind CPU work; on a CPU there is
-        # nothing to hide, and hybrid models' no_buffer Mamba cache requires it off.
+        # nothing to hide.
         server_args.disable_overlap_schedule = True
+        if server_args.mamba_radix_cache_strategy == "auto" and _has_extra_buffer(server_args):
+            # What SGLang's "auto" picks for such a model on a GPU (where the overlap
+            # scheduler is on); with it off, "auto" would pick no_buffer, under which a
+            # hybrid model never gets a prefix hit (the Mamba state at the prefix's end
+            # is not kept). mamba_track (torch-native) takes the snapshots here.
+            server_args.mamba_radix_cache_strategy = "extra_buffer"
+        if server_args.dtype in STATE_DTYPES:
+            # SGLang keeps Mamba conv states in bfloat16 whatever the model's dtype (the
+            # dtype of GPU deployments) and its extra_buffer path copies activations into
+            # them without a cast: a float32 model needs float32 conv states (exact ones).
+            os.environ.setdefault("SGLANG_MAMBA_CONV_DTYPE", server_args.dtype)
         # An idle scheduler otherwise spins a whole core polling its sockets; on a GPU
         # host that is one core of many, on a laptop or CI runner it is half the machine
         # (measured: 101% of a core with no request). The sleeper blocks on the same
@@ -86,7 +121,7 @@ class CpuNativePlatform(CpuDeviceMixin, SRTPlatform):
         return False
 
     def support_mamba_cache_extra_buffer(self) -> bool:
-        return False
+        return True
 
     def get_compile_backend(self, mode: str | None = None) -> str:
         return "eager"
