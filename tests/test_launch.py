@@ -52,7 +52,7 @@ def test_startup_errors(args: list[str], message: str) -> None:
         (["--model-p", "x"], "--model-p (did you mean --model-path?)"),  # no abbreviations
         (["--modle", "tiny"], "--modle (did you mean --model?)"),  # a typo
         (["--served-name=x"], "--served-name=x (did you mean --served-model-name?)"),
-        (["--warp-drive"], "unrecognized arguments: --warp-drive\n"),  # nothing close
+        (["--quux-zed"], "unrecognized arguments: --quux-zed\n"),  # nothing close
     ],
 )
 def test_unknown_or_abbreviated_flag_names_the_closest(
