@@ -53,6 +53,7 @@ bench: setup
 	$(PY) -m bench.soak_long --out bench/results/soak_long.json
 	$(PY) -m bench.chaos --out bench/results/chaos.json
 	$(PY) -m bench.grammar --out bench/results/grammar.json
+	$(PY) -m bench.prefix_cache --out bench/results/prefix_cache.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

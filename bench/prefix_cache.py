@@ -5,9 +5,10 @@ radix cache in ``extra_buffer`` mode) and the same server with ``--disable-radix
     python -m bench.prefix_cache      # ~6 min on 2 cores: bench/results/prefix_cache.*
     python -m bench.prefix_cache --rounds 1 --turns 3
 
-Two conversations, each ``--turns`` turns: ``text`` (a ~2k-token shared system prompt,
-then short questions) and ``image`` (the seed's multi-turn example: an image and a
-question, then follow-ups). A turn's prompt is the whole conversation so far; its answer
+Three conversations, each ``--turns`` turns: ``text`` (a ~2k-token shared system prompt,
+then short questions), ``text_8k`` (the same with ~8k tokens) and ``image`` (the seed's
+multi-turn example: an image and a question, then follow-ups; its short prompt shows the
+per-request cost no cache removes). A turn's prompt is the whole conversation so far; its answer
 is a fixed line, so both servers see the same prompts. Per turn: the time to the first
 token (a 1-token request end to end; the server's own TTFT, media fetching and SGLang's
 processor included), the prompt and the cached tokens. Every round starts from a flushed
@@ -41,8 +42,11 @@ from omni_sglang.media import synth
 MODEL = "tiny-nemotron-h"
 SGLANG_FLAGS = ["--max-total-tokens", "65536"]
 SERVERS = {"cached": [], "uncached": ["--disable-radix-cache"]}
-#: About 2,000 tokens of the tiny tokenizer's (measured by the first request's usage).
-SYSTEM = "You are a careful assistant: answer in one short line, and never guess. " * 57
+#: The shared system prompts: about 2,000 tokens of the tiny tokenizer's (the goal's
+#: size), and about 8,000 (where prefill, not the per-request cost, dominates).
+LINE = "You are a careful assistant: answer in one short line, and never guess. "
+SYSTEMS = {"text": LINE * 57, "text_8k": LINE * 228}
+CONVERSATIONS = (*SYSTEMS, "image")
 QUESTIONS = ("What comes next?", "Why is that so?", "And after that?", "Summarise it.")
 IMAGE = synth.image_bytes("JPEG", (640, 480))
 GOAL = 0.30
@@ -67,8 +71,9 @@ def _servers(logs: Path) -> dict[str, Supervised]:
 
 
 def opening(kind: str) -> list[dict[str, Any]]:
-    if kind == "text":
-        return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTIONS[0]}]
+    if kind in SYSTEMS:
+        system = {"role": "system", "content": SYSTEMS[kind]}
+        return [system, {"role": "user", "content": QUESTIONS[0]}]
     image = f"data:image/jpeg;base64,{base64.b64encode(IMAGE).decode()}"
     content = [
         {"type": "image_url", "image_url": {"url": image}},
@@ -147,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
         plan = [
             (kind, names[(r + i) % len(names)])
             for r in range(args.rounds)
-            for kind in ("text", "image")
+            for kind in CONVERSATIONS
             for i in range(len(names))
         ]
         for kind, name in tqdm(plan, unit="conversation", desc="prefix cache"):

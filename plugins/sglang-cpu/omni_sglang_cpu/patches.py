@@ -1,7 +1,7 @@
 """What SGLang's model code still needs on a CPU once the platform is active.
 
 Installed in the scheduler process after the model is loaded (``post_load_model``); the
-Mamba ops only when the model has Mamba layers. Six kinds, each idempotent:
+Mamba ops only when the model has Mamba layers. Seven kinds, each idempotent:
 
 - ``aten::mm.dtype`` (``torch.mm(..., out_dtype=float32)``, Nemotron-H's router) has a
   CUDA kernel only: a CPU one is registered with ``torch.library``.
@@ -12,6 +12,8 @@ Mamba ops only when the model has Mamba layers. Six kinds, each idempotent:
   These are SGLang internals, which is why the plugin pins SGLang's version. So are the
   two Triton state-tracking launchers of the hybrid backend that the ``extra_buffer``
   radix cache calls in decode (``mamba_track``).
+- Extend attention over a cached prefix: SGLang's ``torch_native`` backend recomputes
+  the prefix's rows of every extend (``extend_attention``).
 - Pinned memory: SGLang's extra_buffer decode step pins a host tensor before copying it
   to the device, unconditionally (``ScheduleBatch.prepare_for_decode``); without CUDA,
   ``pin_memory()`` raises. On a machine with no accelerator there is nothing to pin
@@ -214,8 +216,21 @@ def install_unpinned_memory() -> None:
     torch.Tensor.pin_memory = pin_memory  # type: ignore[method-assign,assignment]
 
 
+TORCH_NATIVE_MODULE = "sglang.srt.layers.attention.torch_native_backend"
+
+
+def install_plain_extend() -> None:
+    import importlib
+
+    from omni_sglang_cpu import extend_attention
+
+    module: Any = importlib.import_module(TORCH_NATIVE_MODULE)
+    extend_attention.install(module.TorchNativeAttnBackend)
+
+
 def install(model: torch.nn.Module) -> None:
     install_unpinned_memory()
+    install_plain_extend()
     install_mm_out_dtype()
     install_relu2_moe()
     if has_mamba_layers(model):
