@@ -70,7 +70,9 @@ def usage(server: Server, parts: list[dict[str, Any]], **fields: Any) -> dict[st
     resp = httpx.post(server.url + "/v1/chat/completions", json=body, timeout=180)
     assert resp.status_code == 200, resp.text
     found = resp.json()["usage"]
-    return {"prompt_tokens": found["prompt_tokens"], **found["prompt_tokens_details"]}
+    # Not cached_tokens: only SGLang has a prefix cache, and it depends on what ran before.
+    media = {k: v for k, v in found["prompt_tokens_details"].items() if k != "cached_tokens"}
+    return {"prompt_tokens": found["prompt_tokens"], **media}
 
 
 def both(servers: dict[str, Server], parts: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from tests.conftest import TINY, Server, engine_args
 
 pytestmark = pytest.mark.sglang
 
-#: About 1,100 tokens of shared system prompt.
+#: About 2,100 tokens of shared system prompt.
 LONG_SYSTEM = "You are a careful assistant: answer in one short line, and never guess. " * 60
 IMAGE = synth.image_bytes("PNG", (200, 120))
 VIDEO = synth.video_bytes(3.0, (160, 120), 10)
@@ -197,14 +197,15 @@ def test_metrics_count_cached_tokens(sglang_server: Server) -> None:
 
 CONVERSATIONS = 64
 TURNS = 3
-#: Six distinct system prompts of ~550 tokens, so conversations share prefixes.
+#: Six distinct system prompts of ~1,200 tokens, so conversations share prefixes (with
+#: the turns ~16k distinct tokens, against a KV pool of 8,192: evictions are forced).
 SYSTEMS = [f"Assistant number {i}: answer in one line, never guess. " * 40 for i in range(6)]
 QUESTIONS = ("Where do we start?", "Why is that?", "What follows from it?")
 
 
 @pytest.fixture(scope="module")
 def small_cache(module_server_factory) -> Server:  # type: ignore[no-untyped-def]
-    """KV room for about ten of the conversations' prompts, Mamba state slots for 40
+    """KV room for about six of the conversations' prompts, Mamba state slots for 40
     requests (SGLang's flags last: they override the test default's larger pool). A leak
     SGLang's idle check finds stops the scheduler (strict mode) instead of a warning."""
     return module_server_factory(  # type: ignore[no-any-return]
