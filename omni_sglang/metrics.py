@@ -79,10 +79,9 @@ async def timed(stream: AsyncIterator[EngineOutput], started: float) -> AsyncIte
             completion[out.index] = out.completion_tokens
             yield out
     finally:
-        if last is not None:
-            E2E.observe(last - started)
         PROMPT_TOKENS.inc(prompt)
         if last is not None:
+            E2E.observe(last - started)
             CACHED_TOKENS.inc(cached)
             CACHED_PER_REQUEST.observe(cached)
             _served["prompt"] += prompt
